@@ -2,11 +2,9 @@
 // these interfaces, so the same code runs in a real process (see realenv.ts) and inside a
 // controlled, deterministic test environment.
 
-/** A listening or connecting address. `host` is numeric (IPv4 dotted quad or IPv6 text). */
-export interface Address {
-  readonly host: string;
-  readonly port: number;
-}
+import type { Address } from '../protocol/schema.js';
+
+export type { Address };
 
 export interface Clock {
   /** Wall-clock time in seconds since the UNIX epoch, with sub-millisecond precision. */

@@ -3,10 +3,15 @@
 // convert a decoded msgpack value. The packet table is built from these, so encoding, decoding,
 // validation and the TypeScript types all come from one declaration.
 
-import type { Address } from '../core/env.js';
 import { EnumItem } from './enums.js';
 import type { EnumInfo } from './enums.js';
 import type { Writer } from './msgpack.js';
+
+/** A node's address. `host` is numeric (IPv4 dotted quad or IPv6 text), never a DNS name. */
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
 
 export interface Schema<T> {
   /** The type in packets.json's grammar, e.g. "(bin8,bin8|nil)". */

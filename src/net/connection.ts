@@ -1,0 +1,276 @@
+// One NEO connection over a Stream: the handshake both ways, message ids (protocol.md §1.4),
+// requests matched to their answers by id (answers may come out of order), notifications,
+// Error packets, and dispatch of incoming packets to handler methods named after them.
+// Everything runs to completion inside the stream's data callback: no awaits.
+
+import type { Address, Logger, Stream } from '../core/env.js';
+import {
+  BadArgumentsError,
+  HandshakeError,
+  MalformedPacketError,
+  PacketReader,
+  encodePacket,
+  encodePacketInfo,
+} from '../protocol/codec.js';
+import type { Packet } from '../protocol/codec.js';
+import { ErrorCodes } from '../protocol/enums.js';
+import type { ErrorCode } from '../protocol/enums.js';
+import { NeoError, errorFromCode } from '../protocol/errors.js';
+import { HANDSHAKE, packetByName } from '../protocol/packets.js';
+import type { ArgsOf, PacketInfo, PacketName } from '../protocol/packets.js';
+
+/** Handler methods are named after the packets they accept; a missing one means "unexpected". */
+export type PacketMethods = {
+  [N in PacketName]?: (conn: Connection, ...args: ArgsOf<N>) => void;
+};
+
+export interface Handler extends PacketMethods {
+  /** The connection is closed (by either side, or failed); pending requests already failed. */
+  connectionClosed?(conn: Connection, error?: Error): void;
+  /** The connecting side's stream is established. */
+  connectionCompleted?(conn: Connection): void;
+}
+
+/** What `ask` callbacks receive: the answer (or Error) packet, or null if the connection closed. */
+export type AnswerCallback = (answer: Packet | null) => void;
+
+/** The connection closed before the answer came. */
+export class ConnectionClosedError extends Error {
+  override readonly name = 'ConnectionClosedError';
+}
+
+const MSG_ID_MODULO = 0x100000000;
+/** Bound on requests waiting for an answer on one connection (a peer that never answers). */
+const MAX_PENDING_REQUESTS = 100_000;
+
+export interface ConnectionOptions {
+  stream: Stream;
+  handler: Handler;
+  logger: Logger;
+  /** A label for logs, e.g. the peer's address. */
+  label: string;
+  maxPacketBytes?: number;
+}
+
+interface PendingRequest {
+  readonly expected: PacketInfo;
+  readonly callback: AnswerCallback;
+}
+
+export class Connection {
+  handler: Handler;
+  readonly stream: Stream;
+  readonly logger: Logger;
+  label: string;
+  /** Free for the owner: e.g. the node this connection belongs to once identified. */
+  peer: unknown = undefined;
+  /** Id of the packet being dispatched, for `answer` (a delayed answer keeps it itself). */
+  peerMsgId = 0;
+  private nextMsgId = 0;
+  private readonly reader: PacketReader;
+  private readonly pending = new Map<number, PendingRequest>();
+  private aborting = false;
+  private closed = false;
+
+  constructor(options: ConnectionOptions) {
+    this.stream = options.stream;
+    this.handler = options.handler;
+    this.logger = options.logger;
+    this.label = options.label;
+    this.reader = new PacketReader(options.maxPacketBytes);
+    this.stream.setHandlers({
+      connect: () => this.handler.connectionCompleted?.(this),
+      data: (chunk) => this.received(chunk),
+      close: (error) => this.streamClosed(error),
+    });
+    // Both sides send the handshake at once, without waiting for the peer's (§1.2).
+    this.stream.write(HANDSHAKE);
+  }
+
+  get remoteAddress(): Address | null {
+    return this.stream.remoteAddress;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Closing after an Error or on request: no more packets are processed or sent. */
+  get isAborting(): boolean {
+    return this.aborting || this.closed;
+  }
+
+  get pendingRequests(): number {
+    return this.pending.size;
+  }
+
+  toString(): string {
+    return this.label;
+  }
+
+  // --- sending -------------------------------------------------------------------------------
+
+  /** Sends a request; `callback` gets its answer (or an Error packet, or null on close). */
+  ask<N extends PacketName>(name: N, args: ArgsOf<N>, callback: AnswerCallback): number {
+    const info = packetByName(name);
+    if (info.kind !== 'request' && info.kind !== 'request-error') {
+      throw new TypeError(`${name} is not a request`);
+    }
+    if (this.isAborting) {
+      callback(null);
+      return -1;
+    }
+    if (this.pending.size >= MAX_PENDING_REQUESTS) {
+      throw new Error(`${this.label}: more than ${MAX_PENDING_REQUESTS} requests pending`);
+    }
+    const msgId = this.takeMsgId();
+    this.pending.set(msgId, { expected: info.answer!, callback });
+    this.stream.write(encodePacketInfo(msgId, info, args as unknown[]));
+    return msgId;
+  }
+
+  /**
+   * A request as a promise: resolves with the answer's arguments, rejects with a NeoError for an
+   * Error packet (ACK excepted, which resolves) or ConnectionClosedError.
+   */
+  request<N extends PacketName>(name: N, args: ArgsOf<N>): Promise<unknown[]> {
+    return new Promise((resolve, reject) => {
+      this.ask(name, args, (answer) => {
+        if (answer === null) return reject(new ConnectionClosedError(`${this.label}: connection closed`));
+        if (answer.info.name === 'Error') {
+          const [code, message] = answer.args as ArgsOf<'Error'>;
+          if (code === ErrorCodes.ACK.value) return resolve(answer.args);
+          return reject(errorFromCode(code, message));
+        }
+        resolve(answer.args);
+      });
+    });
+  }
+
+  notify<N extends PacketName>(name: N, args: ArgsOf<N>): void {
+    if (this.isAborting) return;
+    this.stream.write(encodePacket(this.takeMsgId(), name, args));
+  }
+
+  /** Answers the packet being dispatched. */
+  answer<N extends PacketName>(name: N, args: ArgsOf<N>): void {
+    this.answerTo(this.peerMsgId, name, args);
+  }
+
+  /** Answers the request of id `msgId` (a delayed answer, or a stream of replies). */
+  answerTo<N extends PacketName>(msgId: number, name: N, args: ArgsOf<N>): void {
+    if (this.isAborting) return;
+    this.stream.write(encodePacket(msgId, name, args));
+  }
+
+  /** Sends Error(code, message) for request `msgId`; PROTOCOL_ERROR and NOT_READY then close. */
+  answerError(code: ErrorCode, message: string, msgId = this.peerMsgId): void {
+    if (this.isAborting) return;
+    this.stream.write(encodePacket(msgId, 'Error', [code.value, message]));
+    if (code === ErrorCodes.PROTOCOL_ERROR || code === ErrorCodes.NOT_READY) this.abort();
+  }
+
+  /** Stops processing input, flushes what is queued, then closes (protocol.md §6.2). */
+  abort(): void {
+    if (this.isAborting) return;
+    this.aborting = true;
+    this.stream.end();
+  }
+
+  /** Closes at once. */
+  close(): void {
+    if (this.closed) return;
+    this.aborting = true;
+    this.stream.destroy();
+  }
+
+  private takeMsgId(): number {
+    const msgId = this.nextMsgId;
+    this.nextMsgId = (msgId + 1) % MSG_ID_MODULO;
+    return msgId;
+  }
+
+  // --- receiving -----------------------------------------------------------------------------
+
+  private received(chunk: Buffer): void {
+    if (this.isAborting) return;
+    try {
+      this.reader.push(chunk, (packet) => {
+        this.dispatch(packet);
+        return !this.isAborting;
+      });
+    } catch (error) {
+      this.refuseInput(error);
+    }
+  }
+
+  private refuseInput(error: unknown): void {
+    if (error instanceof HandshakeError || error instanceof MalformedPacketError) {
+      // No Error packet for these: the peer may not even speak NEO (§1.2, §1.10).
+      this.logger.warn(`${this.label}: closing: ${error.message}`);
+      this.close();
+    } else if (error instanceof BadArgumentsError) {
+      this.logger.warn(`${this.label}: closing: malformed ${error.info.name}: ${error.message}`);
+      this.answerError(ErrorCodes.PROTOCOL_ERROR, `malformed ${error.info.name}: ${error.message}`, error.msgId);
+    } else {
+      throw error;
+    }
+  }
+
+  private dispatch(packet: Packet): void {
+    const { info } = packet;
+    if (info.kind === 'answer' || info.kind === 'error') {
+      const request = this.pending.get(packet.msgId);
+      if (request !== undefined) {
+        if (info.kind === 'error' || info === request.expected) {
+          this.pending.delete(packet.msgId);
+          request.callback(packet);
+          return;
+        }
+      } else if (info.kind === 'error') {
+        this.unsolicitedError(packet);
+        return;
+      }
+      this.logger.warn(`${this.label}: unexpected answer ${info.name} (id ${packet.msgId})`);
+      this.answerError(ErrorCodes.PROTOCOL_ERROR, `Unexpected answer: ${info.name}`, packet.msgId);
+      return;
+    }
+    const method = this.handler[info.name] as ((conn: Connection, ...args: unknown[]) => void) | undefined;
+    this.peerMsgId = packet.msgId;
+    if (method === undefined) {
+      this.logger.warn(`${this.label}: unexpected packet ${info.name}`);
+      this.answerError(ErrorCodes.PROTOCOL_ERROR, `unexpected packet ${info.name}`);
+      return;
+    }
+    try {
+      method.call(this.handler, this, ...packet.args);
+    } catch (error) {
+      if (!(error instanceof NeoError)) throw error;
+      this.logger.info(`${this.label}: ${info.name} refused: ${error.toString()}`);
+      this.answerError(error.code, error.message);
+    }
+  }
+
+  /** An Error packet that answers nothing we asked: given to the handler, or logged. */
+  private unsolicitedError(packet: Packet): void {
+    const [code, message] = packet.args as ArgsOf<'Error'>;
+    if (this.handler.Error !== undefined) {
+      this.peerMsgId = packet.msgId;
+      this.handler.Error(this, code, message);
+      return;
+    }
+    const error = errorFromCode(code, message);
+    this.logger.warn(`${this.label}: peer sent ${error.toString()}`);
+    if (error.closesConnection) this.abort();
+  }
+
+  private streamClosed(error: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.aborting = true;
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const request of pending) request.callback(null);
+    this.handler.connectionClosed?.(this, error);
+  }
+}
