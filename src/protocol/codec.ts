@@ -83,15 +83,14 @@ export function checkPacket(value: unknown, size: number): Packet {
       `${info.name} takes ${schemas.length} arguments, got ${rawArgs.length}`,
     );
   }
-  const args = new Array<unknown>(schemas.length);
+  // Converted in place: the decoded array is ours alone.
+  const args = rawArgs as unknown[];
+  let i = 0;
   try {
-    for (let i = 0; i < schemas.length; i++) {
-      const [argName, schema] = schemas[i]!;
-      args[i] = schema.read(rawArgs[i], `${info.name}.${argName}`);
-    }
+    for (; i < schemas.length; i++) args[i] = schemas[i]![1].read(rawArgs[i]);
   } catch (error) {
-    if (error instanceof ArgumentError) throw new BadArgumentsError(msgId, info, error.message);
-    throw error;
+    if (!(error instanceof ArgumentError)) throw error;
+    throw new BadArgumentsError(msgId, info, `${info.name}.${error.within(schemas[i]![0]).message}`);
   }
   return { msgId, info, args, size };
 }

@@ -42,14 +42,14 @@ const packOrderOids: Schema<Buffer[] | null> = {
     if (v === null) w.nil();
     else oidList.write(w, v);
   },
-  read(v, path) {
+  read(v) {
     if (v === null) return null;
     if (Buffer.isBuffer(v) && v.length % 8 === 0) {
       const oids: Buffer[] = [];
       for (let i = 0; i < v.length; i += 8) oids.push(v.subarray(i, i + 8));
       return oids;
     }
-    return oidList.read(v, path);
+    return oidList.read(v);
   },
 };
 

@@ -18,19 +18,45 @@ export interface Schema<T> {
   readonly repr: string;
   /** Writes `value`; throws a TypeError if it does not have this shape (a bug of ours). */
   write(writer: Writer, value: T): void;
-  /** Checks and converts a decoded value; throws ArgumentError naming `path` if it is wrong. */
-  read(value: unknown, path: string): T;
+  /** Checks and converts a decoded value; throws ArgumentError if it is wrong. */
+  read(value: unknown): T;
 }
 
 export type SchemaType<S> = S extends Schema<infer T> ? T : never;
 
-/** A packet argument that does not have the shape the packet table says (peer's error). */
+/**
+ * A packet argument that does not have the shape the packet table says (peer's error). Paths
+ * are only built on failure, on the way up, so that checking valid input allocates nothing.
+ */
 export class ArgumentError extends Error {
   override readonly name = 'ArgumentError';
+  /** Where in the argument, e.g. "[2][0]". */
+  path = '';
+  readonly detail: string;
+  constructor(detail: string) {
+    super(detail);
+    this.detail = detail;
+  }
+
+  within(step: string): ArgumentError {
+    this.path = step + this.path;
+    this.message = `${this.path}: ${this.detail}`;
+    return this;
+  }
 }
 
-function fail(path: string, expected: string, value: unknown): never {
-  throw new ArgumentError(`${path}: expected ${expected}, got ${describe(value)}`);
+function fail(expected: string, value: unknown): never {
+  throw new ArgumentError(`expected ${expected}, got ${describe(value)}`);
+}
+
+/** Runs `read`, adding `step` to the path of an ArgumentError. */
+function within<T>(step: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof ArgumentError) throw error.within(step);
+    throw error;
+  }
 }
 
 function describe(value: unknown): string {
@@ -55,8 +81,8 @@ export const bool: Schema<boolean> = {
     if (typeof v !== 'boolean') badWrite('bool', v);
     w.bool(v);
   },
-  read(v, path) {
-    return typeof v === 'boolean' ? v : fail(path, 'bool', v);
+  read(v) {
+    return typeof v === 'boolean' ? v : fail('bool', v);
   },
 };
 
@@ -68,9 +94,9 @@ function intIn(repr: string, min: number, max: number): Schema<number> {
       if (!Number.isInteger(v) || v < min || v > max) badWrite(repr, v);
       w.int(v);
     },
-    read(v, path) {
+    read(v) {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-        return fail(path, `${repr} in [${min}, ${max}]`, v);
+        return fail(`${repr} in [${min}, ${max}]`, v);
       }
       return v;
     },
@@ -85,8 +111,8 @@ export const float: Schema<number> = {
     if (typeof v !== 'number') badWrite('float', v);
     w.float64(v);
   },
-  read(v, path) {
-    return typeof v === 'number' ? v : fail(path, 'float', v);
+  read(v) {
+    return typeof v === 'number' ? v : fail('float', v);
   },
 };
 
@@ -97,8 +123,8 @@ function binOf(repr: string, size: number | null): Schema<Buffer> {
       if (!(v instanceof Uint8Array) || (size !== null && v.length !== size)) badWrite(repr, v);
       w.bin(v);
     },
-    read(v, path) {
-      if (!Buffer.isBuffer(v) || (size !== null && v.length !== size)) return fail(path, repr, v);
+    read(v) {
+      if (!Buffer.isBuffer(v) || (size !== null && v.length !== size)) return fail(repr, v);
       return v;
     },
   };
@@ -117,12 +143,12 @@ export const text: Schema<string> = {
     if (typeof v !== 'string') badWrite('text', v);
     w.bin(Buffer.from(v, 'utf8'));
   },
-  read(v, path) {
-    if (!Buffer.isBuffer(v)) return fail(path, 'text (bin)', v);
+  read(v) {
+    if (!Buffer.isBuffer(v)) return fail('text (bin)', v);
     try {
       return strictUtf8.decode(v);
     } catch {
-      return fail(path, 'valid UTF-8 text', v);
+      return fail('valid UTF-8 text', v);
     }
   },
 };
@@ -145,8 +171,8 @@ export function enumOf<E extends string>(info: EnumInfo<E>): Schema<EnumItem<E>>
       if (!(v instanceof EnumItem) || v.enumName !== info.enumName) badWrite(repr, v);
       w.ext(v.type, v.data);
     },
-    read(v, path) {
-      if (!(v instanceof EnumItem) || v.enumName !== info.enumName) return fail(path, repr, v);
+    read(v) {
+      if (!(v instanceof EnumItem) || v.enumName !== info.enumName) return fail(repr, v);
       return v as EnumItem<E>;
     },
   };
@@ -162,8 +188,8 @@ export function nullable<T>(item: Schema<T>): Schema<T | null> {
       if (v === null) w.nil();
       else item.write(w, v);
     },
-    read(v, path) {
-      return v === null ? null : item.read(v, path);
+    read(v) {
+      return v === null ? null : item.read(v);
     },
   };
 }
@@ -182,10 +208,16 @@ export function tuple<const S extends readonly Schema<any>[]>(...items: S): Sche
       w.arrayHeader(count);
       for (let i = 0; i < count; i++) items[i]!.write(w, v[i]);
     },
-    read(v, path) {
-      if (!Array.isArray(v) || v.length !== count) return fail(path, `${count}-tuple ${repr}`, v);
+    read(v) {
+      if (!Array.isArray(v) || v.length !== count) return fail(`${count}-tuple ${repr}`, v);
       const out = new Array<unknown>(count);
-      for (let i = 0; i < count; i++) out[i] = items[i]!.read(v[i], `${path}[${i}]`);
+      let i = 0;
+      try {
+        for (; i < count; i++) out[i] = items[i]!.read(v[i]);
+      } catch (error) {
+        if (error instanceof ArgumentError) throw error.within(`[${i}]`);
+        throw error;
+      }
       return out as TupleOf<S>;
     },
   };
@@ -200,10 +232,16 @@ export function list<T>(item: Schema<T>): Schema<T[]> {
       w.arrayHeader(v.length);
       for (const element of v) item.write(w, element);
     },
-    read(v, path) {
-      if (!Array.isArray(v)) return fail(path, repr, v);
+    read(v) {
+      if (!Array.isArray(v)) return fail(repr, v);
       const out = new Array<T>(v.length);
-      for (let i = 0; i < v.length; i++) out[i] = item.read(v[i], `${path}[${i}]`);
+      let i = 0;
+      try {
+        for (; i < v.length; i++) out[i] = item.read(v[i]);
+      } catch (error) {
+        if (error instanceof ArgumentError) throw error.within(`[${i}]`);
+        throw error;
+      }
       return out;
     },
   };
@@ -222,10 +260,10 @@ export function map<K, V>(key: Schema<K>, value: Schema<V>): Schema<Map<K, V>> {
         value.write(w, x);
       }
     },
-    read(v, path) {
-      if (!(v instanceof Map)) return fail(path, repr, v);
+    read(v) {
+      if (!(v instanceof Map)) return fail(repr, v);
       const out = new Map<K, V>();
-      for (const [k, x] of v) out.set(key.read(k, `${path} key`), value.read(x, `${path} value`));
+      for (const [k, x] of v) out.set(within(' key', () => key.read(k)), within(' value', () => value.read(x)));
       return out;
     },
   };
@@ -252,8 +290,8 @@ export const AddressSchema = alias<Address>('Address', {
     if (v === null || typeof v !== 'object' || typeof v.host !== 'string') badWrite('Address', v);
     addressTuple.write(w, [Buffer.from(v.host, 'latin1'), v.port]);
   },
-  read(v, path) {
-    const [host, port] = addressTuple.read(v, path);
+  read(v) {
+    const [host, port] = addressTuple.read(v);
     return { host: host.toString('latin1'), port };
   },
 });
