@@ -605,8 +605,8 @@ export const STORAGE_OPTIONS = defineOptions([
   ...serverOptions('storage', '127.0.0.1', '127.0.0.1:10000'),
   {
     name: 'adapter', short: 'a', type: 'string', default: 'SQLite',
-    choices: ['SQLite', 'MySQL', 'MySQLdb', 'PyMySQL', 'Importer'],
-    help: 'database adapter',
+    choices: ['SQLite', 'Memory'],
+    help: 'database adapter: SQLite (embedded) or Memory (volatile, for tests); MySQL is not available yet',
   },
   {
     name: 'database', short: 'd', type: 'string', required: true,
