@@ -530,7 +530,7 @@ function wrap(text: string, width: number): string[] {
 export const COMMON_OPTIONS = [
   {
     name: 'logfile', short: 'l', type: 'path', metavar: 'PATH',
-    help: 'log debugging information to this SQLite database',
+    help: 'write the log to this file (appended; default: standard error)',
   },
   { name: 'ca', type: 'path', help: '(TLS) certificate authority, in PEM format' },
   { name: 'cert', type: 'path', help: '(TLS) certificate of this node, in PEM format' },

@@ -123,7 +123,7 @@ test('the configuration is typed from the option table', () => {
   const masters: readonly Address[] = config.masters;
   const wait: number = config.wait;
   const reset: boolean = config.reset;
-  const adapter: 'SQLite' | 'MySQL' | 'MySQLdb' | 'PyMySQL' | 'Importer' = config.adapter;
+  const adapter: 'SQLite' | 'Memory' = config.adapter;
   const engine: 'InnoDB' | 'RocksDB' | undefined = config.engine;
   // @ts-expect-error: an option without a default may be missing.
   const nid: number = config.nid;
@@ -171,10 +171,10 @@ describe('command line', () => {
 
   test('storage: every short letter and long flag', () => {
     const config = storage([
-      '-c', 'prod', '-a', 'MySQL', '-d', 'neo:pw@neo1', '-e', 'RocksDB', '-w', '2.5', '-i', '3',
+      '-c', 'prod', '-a', 'Memory', '-d', 'neo:pw@neo1', '-e', 'RocksDB', '-w', '2.5', '-i', '3',
       '--reset', '--dedup', '--new-nid', '--disable-pack', '--disable-drop-partitions',
     ]);
-    assert.equal(config.adapter, 'MySQL');
+    assert.equal(config.adapter, 'Memory');
     assert.equal(config.database, 'neo:pw@neo1');
     assert.equal(config.engine, 'RocksDB');
     assert.equal(config.wait, 2.5);
@@ -280,7 +280,7 @@ describe('command line errors', () => {
 
   test('a value outside the choices', () => {
     assertConfigError(() => storage(['-c', 'x', '-d', 'db', '-a', 'sqlite']), 'adapter',
-      /'sqlite' is not one of SQLite, MySQL/);
+      /'sqlite' is not one of SQLite, Memory/);
   });
 
   test('empty values are refused', () => {
@@ -503,9 +503,8 @@ describe('--help', () => {
     // Help text may wrap anywhere between words.
     const flat = (text: string): string => text.replace(/\s+/g, ' ');
     assert.match(flat(storageHelp), / -d, --database DATABASE the database: .* \(required\)/);
-    assert.match(flat(storageHelp),
-      / -a, --adapter ADAPTER database adapter \(one of: SQLite, MySQL, MySQLdb, PyMySQL, Importer;/);
-    assert.match(flat(storageHelp), /Importer; default: SQLite\)/);
+    assert.match(flat(storageHelp), / -a, --adapter ADAPTER database adapter: SQLite \(embedded\) or Memory/);
+    assert.match(flat(storageHelp), /\(one of: SQLite, Memory; default: SQLite\)/);
     assert.match(flat(storageHelp), / --reset erase the database/);
     assert.match(flat(storageHelp), /section \[storage\]/);
     assert.doesNotMatch(storageHelp, /Repeatable/);

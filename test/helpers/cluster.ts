@@ -1,0 +1,113 @@
+// Real clusters for tests: every node is a process of its own, started from the compiled
+// programs on 127.0.0.1 with ports chosen by the system, and killed by pid when the test ends.
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { formatAddress } from '../../src/core/address.js';
+import type { Address } from '../../src/core/env.js';
+import { PROJECT_ROOT } from './spec.js';
+
+const CLI = resolve(PROJECT_ROOT, 'dist', 'src', 'cli');
+const START_TIMEOUT_MS = 20_000;
+
+export interface NodeProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly address: Address;
+  /** Everything the node logged so far. */
+  log(): string;
+  /** Resolves with the exit status (or signal) once the process is gone. */
+  readonly exited: Promise<number | string>;
+}
+
+export class TestCluster {
+  readonly name: string;
+  readonly dir: string;
+  readonly nodes: NodeProcess[] = [];
+  private readonly all = new Set<ChildProcess>();
+
+  constructor(name = `test_${process.pid}_${Math.floor(Math.random() * 1e6)}`) {
+    this.name = name;
+    this.dir = mkdtempSync(join(tmpdir(), 'neots-cluster-'));
+  }
+
+  /** Starts `program` with `args` and waits until it logs the address it listens on. */
+  async start(name: string, program: string, args: string[]): Promise<NodeProcess> {
+    const child = spawn(process.execPath, [join(CLI, `${program}.js`), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.all.add(child);
+    let output = '';
+    const exited = new Promise<number | string>((resolveExit) => {
+      child.on('exit', (code, signal) => {
+        this.all.delete(child);
+        resolveExit(signal ?? code ?? -1);
+      });
+    });
+    const address = await new Promise<Address>((resolveAddress, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not listen in time:\n${output}`)), START_TIMEOUT_MS);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+        const match = /listening on (\[[^\]]+\]|[^\s:]+):(\d+)/.exec(output);
+        if (match) {
+          clearTimeout(timer);
+          resolveAddress({ host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) });
+        }
+      };
+      child.stderr!.on('data', onData);
+      child.stdout!.on('data', onData);
+      void exited.then((status) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited (${status}) before listening:\n${output}`));
+      });
+    });
+    const node: NodeProcess = { name, child, address, log: () => output, exited };
+    this.nodes.push(node);
+    return node;
+  }
+
+  startMaster(options: { partitions?: number; replicas?: number; autostart?: number } = {}): Promise<NodeProcess> {
+    return this.start('master', 'neomaster', [
+      '--cluster', this.name,
+      '--bind', '127.0.0.1:0',
+      '--partitions', String(options.partitions ?? 4),
+      '--replicas', String(options.replicas ?? 0),
+      ...(options.autostart !== undefined ? ['--autostart', String(options.autostart)] : []),
+    ]);
+  }
+
+  startStorage(index: number, master: Address, adapter = 'SQLite'): Promise<NodeProcess> {
+    return this.start(`storage${index}`, 'neostorage', [
+      '--cluster', this.name,
+      '--bind', '127.0.0.1:0',
+      '--masters', formatAddress(master),
+      '--adapter', adapter,
+      '--database', adapter === 'SQLite' ? join(this.dir, `storage${index}.sqlite`) : `storage${index}`,
+    ]);
+  }
+
+  startAdmin(master: Address): Promise<NodeProcess> {
+    return this.start('admin', 'neoadmin', [
+      '--cluster', this.name,
+      '--bind', '127.0.0.1:0',
+      '--masters', formatAddress(master),
+    ]);
+  }
+
+  /** kill -9. */
+  async kill(node: NodeProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    node.child.kill(signal);
+    await node.exited;
+  }
+
+  /** Stops every process still running (SIGKILL) and removes the data folder. */
+  async destroy(): Promise<void> {
+    const running = [...this.all];
+    for (const child of running) child.kill('SIGKILL');
+    await Promise.all(this.nodes.map((node) => node.exited));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
