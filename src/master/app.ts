@@ -1,0 +1,1051 @@
+// The primary master node (cluster.md §2.1): identification of every other node, the node list,
+// the partition table, the cluster state machine (recovery, verification, service, stopping) and
+// the second phase of the two-phase commit. It keeps nothing on disk: everything is rebuilt from
+// the storage nodes at recovery. A single master is the primary at once; the election between
+// several masters and spare masters would start in `start()` before `startRecovery()`.
+
+import assert from 'node:assert/strict';
+import { formatAddress } from '../core/address.js';
+import type { MasterConfig } from '../core/config.js';
+import type { Address, Env, Listener, Logger, Stream, TimerHandle } from '../core/env.js';
+import { NodeTable, describeNode, sameAddress } from '../core/node-table.js';
+import type { NodeEntry } from '../core/node-table.js';
+import { PartitionTable, isReadable } from '../core/partition-table.js';
+import { Connection } from '../net/connection.js';
+import type { Handler } from '../net/connection.js';
+import { CellStates, ClusterStates, ErrorCodes, NodeStates, NodeTypes } from '../protocol/enums.js';
+import type { ClusterState, NodeState, NodeType } from '../protocol/enums.js';
+import { NeoError, notReady, protocolError } from '../protocol/errors.js';
+import {
+  MAX_TID, ZERO_TID, compareIds, makeNid, nidToString, nidType, p64, partitionOf, tidFromTime, tidToHex, u64,
+} from '../protocol/ids.js';
+import type { ArgsOf, PacketName } from '../protocol/packets.js';
+import { AdminHandler } from './handlers/admin.js';
+import { ClientHandler } from './handlers/client.js';
+import { IdentificationHandler } from './handlers/identification.js';
+import { StorageHandler, StorageServiceHandler } from './handlers/storage.js';
+import { operationalWithout, outdateNode, outdateNotRunning, replicationDone, tweak } from './pt.js';
+import type { CellChange } from './pt.js';
+import { TransactionManager } from './transactions.js';
+import type { Transaction } from './transactions.js';
+
+export type MasterOptions = Pick<MasterConfig, 'cluster' | 'bind' | 'masters' | 'partitions' | 'replicas' | 'autostart' | 'nid'>;
+
+type Node = NodeEntry<Connection>;
+type PackOrder = ArgsOf<'AnswerPackOrders'>[0][number];
+
+/** The step between two timestamps handed out within the same clock reading (protocol.md §3.7). */
+const TIMESTAMP_STEP_SECONDS = 0.001;
+/** How long a stopping master waits for its peers to read their last packets. */
+const STOP_FLUSH_TIMEOUT_MS = 5_000;
+/** Bound on client requests waiting for storages to be ready. */
+const MAX_DELAYED_BEGINS = 10_000;
+
+interface RecoveryState {
+  /** The newest ptid reported by a storage, whose table is wanted. */
+  targetPtid: number | null;
+  /** The node asked for that table, null when none is asked. */
+  askedNid: number | null;
+  /** Other nodes that reported the target ptid. */
+  readonly alternates: number[];
+}
+
+interface DelayedBegin {
+  readonly conn: Connection;
+  readonly msgId: number;
+  readonly tid: Buffer | null;
+}
+
+export class MasterApp {
+  readonly env: Env;
+  readonly config: MasterOptions;
+  readonly logger: Logger;
+  readonly nodes = new NodeTable<Connection>();
+  readonly tm = new TransactionManager();
+  pt: PartitionTable;
+  clusterState: ClusterState = ClusterStates.RECOVERING;
+  nid: number;
+  /** Resolved once the master stopped and its connections are closed. */
+  readonly stopped: Promise<void>;
+
+  private listener: Listener | null = null;
+  private self: Node | null = null;
+  private readonly connections = new Set<Connection>();
+  private lastTimestamp = 0;
+  /** Incremented on each cluster state change: answers to older requests are ignored. */
+  private phase = 0;
+  /** Whether recovery may start a cluster that is not complete (neoctl start, cluster.md §7.2). */
+  private startupAllowed = false;
+  private recovery: RecoveryState = { targetPtid: null, askedNid: null, alternates: [] };
+  /** Storages that may get cells: those of the table and those added since (cluster.md §10.1). */
+  private readonly ptMembers = new Set<number>();
+  /** Readiness number of each ready storage (cluster.md §9.1). */
+  private readonly ready = new Map<number, number>();
+  private readonly starting = new Set<number>();
+  private readiness = 0;
+  private delayedBegins: DelayedBegin[] = [];
+  /** Cells `partition:nid` allowed to become UP_TO_DATE (cluster.md §16.3, "updatable"). */
+  private readonly updatable = new Set<string>();
+  private knownPackOrders: PackOrder[] = [];
+  /** NotifyPackCompleted values of this verification, per storage. */
+  private readonly completedPacks = new Map<number, Buffer>();
+  private shuttingDown = false;
+  private resolveStopped!: () => void;
+  private stopTimer: TimerHandle | null = null;
+
+  private readonly identificationHandler: IdentificationHandler;
+  private readonly storageHandler: StorageHandler;
+  private readonly storageServiceHandler: StorageServiceHandler;
+  private readonly clientHandler: ClientHandler;
+  private readonly adminHandler: AdminHandler;
+
+  constructor(env: Env, config: MasterOptions) {
+    this.env = env;
+    this.config = config;
+    this.logger = env.logger;
+    this.pt = new PartitionTable(config.partitions, config.replicas);
+    this.nid = config.nid ?? makeNid(NodeTypes.MASTER.value, 1);
+    assert.equal(nidType(this.nid), NodeTypes.MASTER.value, `--nid ${config.nid} is not a master id`);
+    this.identificationHandler = new IdentificationHandler(this);
+    this.storageHandler = new StorageHandler(this);
+    this.storageServiceHandler = new StorageServiceHandler(this);
+    this.clientHandler = new ClientHandler(this);
+    this.adminHandler = new AdminHandler(this);
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+  }
+
+  get address(): Address {
+    assert(this.listener !== null, 'master not started');
+    return this.listener.address;
+  }
+
+  async start(): Promise<void> {
+    this.listener = await this.env.transport.listen(this.config.bind, (stream) => this.accept(stream));
+    this.logger.info(`listening on ${formatAddress(this.listener.address)}`);
+    const others = this.config.masters.filter((address) => !sameAddress(address, this.listener!.address));
+    if (others.length > 0) {
+      this.logger.warn(`other masters ignored (not implemented yet): ${others.map(formatAddress).join(' ')}`);
+    }
+    this.self = this.nodes.add({
+      nid: this.nid, type: NodeTypes.MASTER, address: this.listener.address,
+      state: NodeStates.RUNNING, idTimestamp: null, connection: null,
+    });
+    this.logger.info(`primary master ${nidToString(this.nid)}, cluster ${this.config.cluster}`);
+    this.startRecovery();
+  }
+
+  /** Stops at once: closes the listening socket and every connection. */
+  stop(): void {
+    this.shuttingDown = true;
+    this.listener?.close();
+    for (const conn of [...this.connections]) conn.close();
+    this.finishStop();
+  }
+
+  // --- nodes --------------------------------------------------------------------------------
+
+  /** One process-wide strictly increasing sequence for id and notification timestamps. */
+  nextTimestamp(): number {
+    const now = this.env.clock.now();
+    this.lastTimestamp = now > this.lastTimestamp ? now : this.lastTimestamp + TIMESTAMP_STEP_SECONDS;
+    return this.lastTimestamp;
+  }
+
+  private accept(stream: Stream): void {
+    if (this.shuttingDown) {
+      stream.destroy();
+      return;
+    }
+    const remote = stream.remoteAddress;
+    const conn = new Connection({
+      stream, handler: this.identificationHandler, logger: this.logger,
+      label: remote === null ? 'peer' : formatAddress(remote),
+    });
+    this.connections.add(conn);
+  }
+
+  private identified(): Node[] {
+    return this.nodes.all().filter((node) => node.connection !== null);
+  }
+
+  private identifiedStorages(): Node[] {
+    return this.identified().filter((node) => node.type === NodeTypes.STORAGE);
+  }
+
+  isRunning = (nid: number): boolean => {
+    const node = this.nodes.byNid(nid);
+    return node !== undefined && node.state === NodeStates.RUNNING && node.connection !== null;
+  };
+
+  /** Whether a node of type `receiver` is told about nodes of type `changed` (cluster.md §4.4). */
+  private static tells(receiver: NodeType, changed: NodeType): boolean {
+    if (changed === NodeTypes.MASTER) return true;
+    if (changed === NodeTypes.STORAGE) return receiver !== NodeTypes.MASTER;
+    if (changed === NodeTypes.CLIENT) return receiver === NodeTypes.ADMIN || receiver === NodeTypes.STORAGE;
+    return false;
+  }
+
+  /** One NotifyNodeInformation per identified peer, with the changes it must know. */
+  broadcastNodes(changed: readonly Node[]): void {
+    if (changed.length === 0) return;
+    const timestamp = this.nextTimestamp();
+    for (const peer of this.identified()) {
+      const relevant = changed.filter((node) => MasterApp.tells(peer.type, node.type));
+      if (relevant.length > 0) {
+        peer.connection!.notify('NotifyNodeInformation', [timestamp, relevant.map((node) => this.nodes.toWire(node))]);
+      }
+    }
+  }
+
+  /** The full node list a newly identified node gets, its own entry first. */
+  private sendNodeList(node: Node): void {
+    const others = this.nodes.all().filter((other) => other !== node && MasterApp.tells(node.type, other.type));
+    const list = [node, ...others].map((entry) => this.nodes.toWire(entry));
+    node.connection!.notify('NotifyNodeInformation', [this.nextTimestamp(), list]);
+  }
+
+  private sendPartitionTable(conn: Connection): void {
+    conn.notify('SendPartitionTable', [this.pt.ptid, this.pt.numReplicas, this.pt.toWire()]);
+  }
+
+  /** Applies nothing itself: `changes` are already in the table; bumps the ptid and tells. */
+  broadcastPartitionChanges(changes: readonly CellChange[], force = false): void {
+    if (changes.length === 0 && !force) return;
+    this.pt.ptid = (this.pt.ptid ?? 0) + 1;
+    const args: ArgsOf<'NotifyPartitionChanges'> = [this.pt.ptid, this.pt.numReplicas, [...changes]];
+    for (const peer of this.identified()) {
+      if (peer.type === NodeTypes.MASTER) continue;
+      // Storages in recovery get the whole table when verification starts.
+      if (this.clusterState === ClusterStates.RECOVERING && peer.type !== NodeTypes.ADMIN) continue;
+      peer.connection!.notify('NotifyPartitionChanges', args);
+    }
+  }
+
+  private notifyAll<N extends PacketName>(name: N, args: ArgsOf<N>, types?: readonly NodeType[]): void {
+    for (const peer of this.identified()) {
+      if (types === undefined || types.includes(peer.type)) peer.connection!.notify(name, args);
+    }
+  }
+
+  private setClusterStateAndNotify(state: ClusterState): void {
+    this.phase++;
+    this.clusterState = state;
+    this.logger.info(`cluster state: ${state.name}`);
+    this.notifyAll('NotifyClusterInformation', [state]);
+    const handler = state === ClusterStates.RUNNING ? this.storageServiceHandler : this.storageHandler;
+    for (const storage of this.identifiedStorages()) storage.connection!.handler = handler;
+  }
+
+  // --- identification (protocol.md §5.3) ------------------------------------------------------
+
+  identify(conn: Connection, ...[nodeType, nid, address, clusterName, , extra]: ArgsOf<'RequestIdentification'>): void {
+    if (clusterName !== this.config.cluster) throw protocolError('invalid cluster name');
+    if (address !== null && sameAddress(address, this.address)) throw protocolError('address conflict');
+    let node = this.resolveNode(nid, address);
+    let state: NodeState;
+    let handler: Handler;
+    switch (nodeType) {
+      case NodeTypes.CLIENT:
+        if (this.clusterState !== ClusterStates.RUNNING) throw notReady();
+        if (extra.has('backup')) throw new NeoError(ErrorCodes.DENIED, 'not implemented yet: backup clusters');
+        state = NodeStates.RUNNING;
+        handler = this.clientHandler;
+        break;
+      case NodeTypes.STORAGE:
+        if (address === null) {
+          if (this.clusterState === ClusterStates.RECOVERING) throw notReady();
+          throw protocolError('not implemented yet: --new-nid');
+        }
+        if (this.clusterState === ClusterStates.RECOVERING) {
+          state = NodeStates.PENDING;
+        } else {
+          state = node !== undefined && this.ptMembers.has(node.nid!) ? NodeStates.RUNNING : NodeStates.PENDING;
+        }
+        handler = this.clusterState === ClusterStates.RUNNING ? this.storageServiceHandler : this.storageHandler;
+        break;
+      case NodeTypes.ADMIN:
+        state = NodeStates.RUNNING;
+        handler = this.adminHandler;
+        break;
+      case NodeTypes.MASTER:
+        throw protocolError('not implemented yet: several masters');
+      default:
+        throw protocolError(`unsupported node type ${nodeType.name}`);
+    }
+    if (node === undefined) {
+      node = this.nodes.add({
+        nid: this.newNid(nodeType, nid, address), type: nodeType, address, state, idTimestamp: null, connection: null,
+      });
+    }
+    node.type = nodeType;
+    node.address = address;
+    node.state = state;
+    node.idTimestamp = this.nextTimestamp();
+    this.broadcastNodes([node]);
+    node.connection = conn;
+    conn.peer = node;
+    conn.handler = handler;
+    conn.label = `${describeNode(node)}@${conn.label}`;
+    this.logger.info(`${describeNode(node)} identified as ${nodeType.name} (${state.name})`);
+    conn.answer('AcceptIdentification', [NodeTypes.MASTER, this.nid, node.nid]);
+    this.sendNodeList(node);
+    if (nodeType === NodeTypes.STORAGE && this.clusterState === ClusterStates.RECOVERING) {
+      this.askRecovery(node);
+      return;
+    }
+    this.sendPartitionTable(conn);
+    if (nodeType === NodeTypes.STORAGE && state === NodeStates.RUNNING && this.clusterState === ClusterStates.RUNNING) {
+      this.startOperation(node);
+    }
+  }
+
+  /** The known record of an identifying node, if any (cluster.md §3.3). */
+  private resolveNode(nid: number | null, address: Address | null): Node | undefined {
+    const byNid = nid !== null ? this.nodes.byNid(nid) : undefined;
+    const byAddress = address !== null ? this.nodes.byAddress(address) : undefined;
+    if (byAddress !== undefined) {
+      if (byAddress.connection === null && (byNid === byAddress || byNid === undefined || (nid !== null && nid < 0))) {
+        return byAddress;
+      }
+    } else if (byNid !== undefined) {
+      if (byNid.connection !== null) {
+        // A temporary id already in use: the peer gets another one.
+        if (nid !== null && nid < 0) return undefined;
+      } else {
+        return byNid === this.self ? undefined : byNid;
+      }
+    } else {
+      return undefined;
+    }
+    throw protocolError('already connected');
+  }
+
+  /** The proposed id if it is free, else the smallest free one of the type (cluster.md §3.2). */
+  private newNid(type: NodeType, proposed: number | null, address: Address | null): number {
+    const free = (nid: number): boolean => {
+      if (nid === this.nid) return false;
+      const other = this.nodes.byNid(nid);
+      return other === undefined || (other.connection === null && sameAddress(other.address, address));
+    };
+    if (proposed !== null && nidType(proposed) === type.value && free(proposed)) return proposed;
+    const maxK = 0xffffff;
+    for (let k = 1; k <= maxK; k++) {
+      const nid = makeNid(type.value, k);
+      if (free(nid)) return nid;
+    }
+    throw protocolError(`no free id left for ${type.name}`);
+  }
+
+  // --- connection loss ------------------------------------------------------------------------
+
+  connectionLost(conn: Connection): void {
+    this.connections.delete(conn);
+    const node = conn.peer as Node | undefined;
+    if (node !== undefined && node.connection === conn) {
+      node.connection = null;
+      this.logger.info(`${describeNode(node)} lost`);
+      if (!this.shuttingDown) {
+        if (node.type === NodeTypes.STORAGE) this.storageLost(node);
+        else if (node.type === NodeTypes.CLIENT) this.clientLost(node);
+        else this.nodes.remove(node);
+      }
+    }
+    if (this.shuttingDown && this.connections.size === 0) this.finishStop();
+  }
+
+  private storageLost(node: Node): void {
+    const nid = node.nid!;
+    this.ready.delete(nid);
+    this.starting.delete(nid);
+    if (this.clusterState === ClusterStates.RECOVERING) {
+      node.state = NodeStates.DOWN;
+      this.broadcastNodes([node]);
+      if (this.recovery.askedNid === nid) {
+        this.recovery.askedNid = null;
+        this.askNextPartitionTable();
+      }
+      this.checkRecovery();
+      return;
+    }
+    if (node.state === NodeStates.PENDING) {
+      node.state = NodeStates.UNKNOWN;
+      this.broadcastNodes([node]);
+      this.nodes.remove(node);
+      this.retryDelayedBegins();
+      return;
+    }
+    if (node.state !== NodeStates.RUNNING) return;
+    node.state = NodeStates.DOWN;
+    this.broadcastNodes([node]);
+    this.broadcastPartitionChanges(outdateNode(this.pt, nid, this.isRunning));
+    this.tm.forgetStorage(nid);
+    if (!this.pt.operational(this.isRunning)) {
+      this.leaveOperation();
+      return;
+    }
+    this.completeTransactions();
+    this.retryDelayedBegins();
+  }
+
+  private clientLost(node: Node): void {
+    for (const txn of this.tm.all()) {
+      // Prepared transactions still complete, as orphans (transactions.md §12.2).
+      if (txn.clientNid === node.nid && !txn.prepared) this.abort(txn, []);
+    }
+    node.state = NodeStates.UNKNOWN;
+    this.broadcastNodes([node]);
+    this.nodes.remove(node);
+  }
+
+  // --- recovery (cluster.md §7) ---------------------------------------------------------------
+
+  private startRecovery(): void {
+    this.setClusterStateAndNotify(ClusterStates.RECOVERING);
+    this.tm.reset();
+    this.recovery = { targetPtid: null, askedNid: null, alternates: [] };
+    for (const storage of this.identifiedStorages()) this.askRecovery(storage);
+    this.checkRecovery();
+  }
+
+  private askRecovery(node: Node): void {
+    const phase = this.phase;
+    node.connection!.ask('AskRecovery', [], (answer) => {
+      if (this.phase !== phase || answer === null || answer.info.name !== 'AnswerRecovery') return;
+      const [ptid] = answer.args as ArgsOf<'AnswerRecovery'>;
+      this.recoveryAnswered(node, ptid);
+    });
+  }
+
+  private recoveryAnswered(node: Node, ptid: number | null): void {
+    const newest = this.recovery.targetPtid ?? this.pt.ptid;
+    if (ptid !== null && (newest === null || ptid > newest)) {
+      this.recovery.targetPtid = ptid;
+      this.recovery.alternates.length = 0;
+      this.askPartitionTable(node);
+    } else if (ptid !== null && ptid === this.recovery.targetPtid && this.pt.ptid !== ptid) {
+      if (this.recovery.askedNid === null) this.askPartitionTable(node);
+      else this.recovery.alternates.push(node.nid!);
+    }
+    this.checkRecovery();
+  }
+
+  private askNextPartitionTable(): void {
+    while (this.recovery.alternates.length > 0) {
+      const node = this.nodes.byNid(this.recovery.alternates.shift()!);
+      if (node?.connection != null) {
+        this.askPartitionTable(node);
+        return;
+      }
+    }
+    if (this.recovery.targetPtid !== null && this.pt.ptid !== this.recovery.targetPtid) {
+      this.logger.warn(`waiting for a storage with partition table ${this.recovery.targetPtid}`);
+    }
+  }
+
+  private askPartitionTable(node: Node): void {
+    const phase = this.phase;
+    this.recovery.askedNid = node.nid;
+    node.connection!.ask('AskPartitionTable', [], (answer) => {
+      if (this.phase !== phase || answer === null || answer.info.name !== 'AnswerPartitionTable') return;
+      const [ptid, numReplicas, rows] = answer.args as ArgsOf<'AnswerPartitionTable'>;
+      if (ptid !== this.recovery.targetPtid) return;
+      this.recovery.askedNid = null;
+      this.loadPartitionTable(ptid, numReplicas, rows);
+      this.checkRecovery();
+    });
+  }
+
+  private loadPartitionTable(ptid: number, numReplicas: number, rows: ArgsOf<'AnswerPartitionTable'>[2]): void {
+    this.pt = PartitionTable.fromWire(ptid, numReplicas, rows);
+    this.ptMembers.clear();
+    const created: Node[] = [];
+    for (const nid of this.pt.nodeIds()) {
+      this.ptMembers.add(nid);
+      if (this.nodes.byNid(nid) === undefined) {
+        created.push(this.nodes.add({
+          nid, type: NodeTypes.STORAGE, address: null, state: NodeStates.DOWN, idTimestamp: null, connection: null,
+        }));
+      }
+    }
+    this.broadcastNodes(created);
+    for (const admin of this.identified().filter((node) => node.type === NodeTypes.ADMIN)) {
+      this.sendPartitionTable(admin.connection!);
+    }
+  }
+
+  /** Starts verification when the conditions of cluster.md §7.2 are met. */
+  private checkRecovery(): void {
+    if (this.clusterState !== ClusterStates.RECOVERING || this.shuttingDown) return;
+    if (this.recovery.targetPtid !== null && this.pt.ptid !== this.recovery.targetPtid) return;
+    const pending = this.identifiedStorages().filter((node) => node.state === NodeStates.PENDING);
+    let started: Node[];
+    if (this.pt.ptid !== null) {
+      const pendingNids = new Set(pending.map((node) => node.nid!));
+      if (!this.pt.operational((nid) => pendingNids.has(nid))) return;
+      const readableNids = new Set(this.pt.rows.flatMap((row) => row.filter((c) => isReadable(c.state)).map((c) => c.nid)));
+      if (!this.startupAllowed && [...readableNids].some((nid) => !pendingNids.has(nid))) return;
+      started = pending.filter((node) => this.ptMembers.has(node.nid!));
+    } else {
+      const autostart = this.config.autostart;
+      if (!this.startupAllowed && (autostart === undefined || pending.length < autostart)) return;
+      started = pending;
+    }
+    if (started.length === 0 || started.some((node) => node.connection!.pendingRequests > 0)) return;
+    this.endRecovery(started);
+  }
+
+  private endRecovery(started: Node[]): void {
+    for (const node of started) node.state = NodeStates.RUNNING;
+    this.broadcastNodes(started);
+    if (this.pt.ptid === null) {
+      const nids = started.map((node) => node.nid!).sort((a, b) => a - b);
+      this.pt = new PartitionTable(this.config.partitions, this.config.replicas);
+      tweak(this.pt, nids);
+      this.pt.ptid = 1;
+      for (const nid of nids) this.ptMembers.add(nid);
+      for (const admin of this.identified().filter((node) => node.type === NodeTypes.ADMIN)) {
+        this.sendPartitionTable(admin.connection!);
+      }
+    } else {
+      this.broadcastPartitionChanges(outdateNotRunning(this.pt, this.isRunning));
+    }
+    this.startVerification();
+  }
+
+  // --- verification (cluster.md §8) -----------------------------------------------------------
+
+  /** Asks `name` to each node; `done` runs once every node answered or was lost. */
+  private askAll<N extends PacketName>(
+    nodes: readonly Node[], name: N, args: ArgsOf<N>, onAnswer: (node: Node, args: unknown[]) => void, done: () => void,
+  ): void {
+    const phase = this.phase;
+    const asked = nodes.filter((node) => node.connection !== null && !node.connection.isAborting);
+    let waiting = asked.length;
+    if (waiting === 0) {
+      done();
+      return;
+    }
+    for (const node of asked) {
+      node.connection!.ask(name, args, (answer) => {
+        if (this.phase !== phase) return;
+        if (answer !== null && answer.info.name !== 'Error') onAnswer(node, answer.args);
+        if (--waiting === 0) done();
+      });
+    }
+  }
+
+  private readableNodes(): Node[] {
+    return this.identifiedStorages().filter((node) =>
+      node.state === NodeStates.RUNNING && this.pt.cellsOfNode(node.nid!).some(({ cell }) => isReadable(cell.state)));
+  }
+
+  private startVerification(): void {
+    this.setClusterStateAndNotify(ClusterStates.VERIFYING);
+    this.tm.reset();
+    this.completedPacks.clear();
+    for (const storage of this.identifiedStorages()) this.sendPartitionTable(storage.connection!);
+    const voted = new Map<string, { ttid: Buffer; tid: Buffer | null; voters: Set<number> }>();
+    this.askAll(this.readableNodes(), 'AskLockedTransactions', [], (node, [locked]) => {
+      for (const [ttid, tid] of locked as ArgsOf<'AnswerLockedTransactions'>[0]) {
+        const key = ttid.toString('hex');
+        const entry = voted.get(key) ?? { ttid, tid: null, voters: new Set<number>() };
+        entry.voters.add(node.nid!);
+        if (tid !== null) entry.tid = tid;
+        voted.set(key, entry);
+      }
+    }, () => this.findFinalTids([...voted.values()], () => {
+      for (const { ttid, tid, voters } of voted.values()) {
+        if (tid === null) continue;
+        for (const nid of voters) this.nodes.byNid(nid)?.connection?.notify('ValidateTransaction', [ttid, tid]);
+      }
+      this.askLastIds();
+    }));
+  }
+
+  /**
+   * For each voted transaction no node reported locked, asks the other readable nodes of its
+   * partition, one at a time, whether they committed it already.
+   */
+  private findFinalTids(entries: { ttid: Buffer; tid: Buffer | null; voters: Set<number> }[], done: () => void): void {
+    const phase = this.phase;
+    const next = (index: number, candidates: Node[] | null): void => {
+      if (this.phase !== phase) return;
+      const entry = entries[index];
+      if (entry === undefined) return done();
+      if (entry.tid !== null) return next(index + 1, null);
+      const list = candidates ?? this.pt.readableCells(partitionOf(entry.ttid, this.pt.numPartitions))
+        .filter((cell) => !entry.voters.has(cell.nid) && this.isRunning(cell.nid))
+        .map((cell) => this.nodes.byNid(cell.nid)!);
+      const node = list.shift();
+      if (node === undefined) return next(index + 1, null);
+      node.connection!.ask('AskFinalTID', [entry.ttid], (answer) => {
+        if (answer !== null && answer.info.name === 'AnswerFinalTID') {
+          const [tid] = answer.args as ArgsOf<'AnswerFinalTID'>;
+          if (tid !== null) entry.tid = tid;
+        }
+        next(entry.tid !== null ? index + 1 : index, entry.tid !== null ? null : list);
+      });
+    };
+    next(0, null);
+  }
+
+  private askLastIds(): void {
+    let lastTid: Buffer | null = null;
+    let lastOid: Buffer | null = null;
+    let firstTid: Buffer = MAX_TID;
+    const running = this.identifiedStorages().filter((node) => node.state === NodeStates.RUNNING);
+    this.askAll(running, 'AskLastIDs', [], (_node, args) => {
+      const [tid, oid, first] = args as ArgsOf<'AnswerLastIDs'>;
+      if (tid !== null && (lastTid === null || compareIds(tid, lastTid) > 0)) lastTid = tid;
+      if (oid !== null && (lastOid === null || compareIds(oid, lastOid) > 0)) lastOid = oid;
+      if (compareIds(first, firstTid) < 0) firstTid = first;
+    }, () => {
+      this.tm.setLastIds(lastTid, lastOid, firstTid);
+      this.askPackOrders();
+    });
+  }
+
+  private askPackOrders(): void {
+    const readable = this.readableNodes();
+    let completed: Buffer | null = null;
+    for (const node of readable) {
+      const id = this.completedPacks.get(node.nid!);
+      if (id !== undefined && (completed === null || compareIds(id, completed) < 0)) completed = id;
+    }
+    const fromId = p64(u64(completed ?? ZERO_TID) + 1n);
+    const orders = new Map<string, PackOrder>();
+    this.askAll(readable, 'AskPackOrders', [fromId], (_node, [list]) => {
+      for (const order of list as PackOrder[]) orders.set(order[0].toString('hex'), order);
+    }, () => {
+      this.knownPackOrders = [...orders.values()].sort((a, b) => compareIds(a[0], b[0]));
+      this.startService();
+    });
+  }
+
+  packCompleted(conn: Connection, packId: Buffer): void {
+    const node = conn.peer as Node;
+    this.completedPacks.set(node.nid!, packId);
+  }
+
+  // --- service (cluster.md §9) ----------------------------------------------------------------
+
+  private startService(): void {
+    this.setClusterStateAndNotify(ClusterStates.RUNNING);
+    for (const storage of this.identifiedStorages()) {
+      if (storage.state === NodeStates.RUNNING) this.startOperation(storage);
+    }
+  }
+
+  private startOperation(node: Node): void {
+    this.starting.add(node.nid!);
+    node.connection!.notify('StartOperation', [false]);
+  }
+
+  storageReady(conn: Connection): void {
+    const node = conn.peer as Node;
+    if (!this.starting.delete(node.nid!)) return;
+    this.ready.set(node.nid!, ++this.readiness);
+    const approved = this.knownPackOrders.filter((order) => order[1] === true).map((order) => order[0]);
+    if (approved.length > 0) conn.notify('NotifyPackSigned', [approved, []]);
+    this.retryDelayedBegins();
+  }
+
+  /** The cluster stops being operational: back to recovery (cluster.md §9.3). */
+  private leaveOperation(): void {
+    this.logger.warn('cluster no longer operational');
+    for (const peer of this.identified()) {
+      if (peer.type === NodeTypes.STORAGE || peer.type === NodeTypes.CLIENT) peer.connection!.notify('StopOperation', []);
+      if (peer.type === NodeTypes.CLIENT) peer.connection!.abort();
+    }
+    const demoted = this.identifiedStorages().filter((node) => node.state === NodeStates.RUNNING);
+    for (const node of demoted) node.state = NodeStates.PENDING;
+    this.broadcastNodes(demoted);
+    this.ready.clear();
+    this.starting.clear();
+    this.delayedBegins = [];
+    this.knownPackOrders = [];
+    this.startupAllowed = true;
+    this.startRecovery();
+  }
+
+  unfinishedTransactions(conn: Connection, partitions: number[]): ArgsOf<'AnswerUnfinishedTransactions'> {
+    const node = conn.peer as Node;
+    for (const partition of partitions) {
+      if (partition < 0 || partition >= this.pt.numPartitions) throw protocolError(`invalid partition ${partition}`);
+      const cell = this.pt.cell(partition, node.nid!);
+      if (cell !== undefined && !isReadable(cell.state)) this.updatable.add(`${partition}:${node.nid}`);
+    }
+    const pending = this.tm.all();
+    for (const txn of pending) txn.notify.add(node.nid!);
+    return [this.lastTransaction(), pending.map((txn) => txn.ttid)];
+  }
+
+  replicationDone(conn: Connection, partition: number, tid: Buffer): void {
+    const node = conn.peer as Node;
+    if (partition < 0 || partition >= this.pt.numPartitions) throw protocolError(`invalid partition ${partition}`);
+    const cell = this.pt.cell(partition, node.nid!);
+    if (cell === undefined) throw protocolError(`${describeNode(node)} has no cell for partition ${partition}`);
+    const key = `${partition}:${node.nid}`;
+    if (cell.state !== CellStates.OUT_OF_DATE || !this.updatable.delete(key)) {
+      this.logger.info(`late replication notification of ${describeNode(node)} for partition ${partition}`);
+      return;
+    }
+    this.logger.info(`${describeNode(node)} replicated partition ${partition} up to ${tidToHex(tid)}`);
+    this.broadcastPartitionChanges(replicationDone(this.pt, partition, node.nid!));
+  }
+
+  // --- transactions (transactions.md §1-§3, §10, §12) -----------------------------------------
+
+  lastTransaction(): Buffer {
+    return this.tm.lastTid ?? ZERO_TID;
+  }
+
+  lastIds(): ArgsOf<'AnswerLastIDs'> {
+    return [this.lastTransaction(), this.tm.lastOid, this.tm.firstTid];
+  }
+
+  newOids(count: number): Buffer[] {
+    if (!Number.isInteger(count) || count < 0 || count > 0xffff) throw protocolError(`invalid number of oids ${count}`);
+    return this.tm.newOids(count);
+  }
+
+  beginTransaction(conn: Connection, msgId: number, tid: Buffer | null): void {
+    // New transactions wait while storages are starting, and forever once stopping.
+    if (this.clusterState !== ClusterStates.RUNNING || this.starting.size > 0) {
+      if (this.clusterState === ClusterStates.RUNNING) {
+        if (this.delayedBegins.length >= MAX_DELAYED_BEGINS) throw notReady('too many transactions waiting');
+        this.delayedBegins.push({ conn, msgId, tid });
+      }
+      return;
+    }
+    const node = conn.peer as Node;
+    if (tid !== null) {
+      if (this.tm.hasPending) throw protocolError("There can't be concurrent transactions when a TID is specified");
+      if (compareIds(tid, this.lastTransaction()) <= 0) throw protocolError('TID must be greater than the last committed one');
+    } else if (this.tm.hasImposed) {
+      throw protocolError("There can't be concurrent transactions when a TID is specified");
+    }
+    const txn = this.tm.begin(node.nid!, tidFromTime(this.env.clock.now()), this.readiness, tid);
+    conn.answerTo(msgId, 'AnswerBeginTransaction', [txn.ttid]);
+  }
+
+  private retryDelayedBegins(): void {
+    if (this.starting.size > 0 || this.clusterState !== ClusterStates.RUNNING) return;
+    const delayed = this.delayedBegins;
+    this.delayedBegins = [];
+    for (const { conn, msgId, tid } of delayed) {
+      if (conn.isAborting) continue;
+      try {
+        this.beginTransaction(conn, msgId, tid);
+      } catch (error) {
+        if (!(error instanceof NeoError)) throw error;
+        conn.answerError(error.code, error.message, msgId);
+      }
+    }
+  }
+
+  private clientTransaction(conn: Connection, ttid: Buffer): Transaction {
+    const txn = this.tm.get(ttid);
+    if (txn === undefined || txn.clientNid !== (conn.peer as Node).nid) throw protocolError(`unknown ttid ${tidToHex(ttid)}`);
+    return txn;
+  }
+
+  finishTransaction(conn: Connection, msgId: number, ...[ttid, oids, deleted, checked, pack]: ArgsOf<'AskFinishTransaction'>): void {
+    const txn = this.clientTransaction(conn, ttid);
+    if (txn.prepared) throw protocolError('commit already requested');
+    const np = this.pt.numPartitions;
+    if (pack !== null) {
+      const packTid = pack[1];
+      if (compareIds(packTid, ZERO_TID) === 0 || compareIds(packTid, this.lastTransaction()) > 0) {
+        throw protocolError('invalid pack time');
+      }
+    }
+    if (txn.failed.size > 0 && !operationalWithout(this.pt, this.isRunning, txn.failed)) {
+      this.abort(txn, []);
+      throw new NeoError(ErrorCodes.INCOMPLETE_TRANSACTION, '');
+    }
+    const partitions = new Set<number>([partitionOf(ttid, np), ...deleted, ...checked]);
+    for (const oid of oids) partitions.add(partitionOf(oid, np));
+    const involved = new Set<number>();
+    const failedConnections: Connection[] = [];
+    for (const partition of partitions) {
+      if (!Number.isInteger(partition) || partition < 0 || partition >= np) throw protocolError(`invalid partition ${partition}`);
+      for (const cell of this.pt.cells(partition)) {
+        const storage = this.nodes.byNid(cell.nid);
+        if (storage?.connection == null) continue;
+        const readiness = this.ready.get(cell.nid);
+        if (txn.failed.has(cell.nid)) failedConnections.push(storage.connection);
+        else if (readiness !== undefined && readiness <= txn.readiness) involved.add(cell.nid);
+      }
+    }
+    if (involved.size === 0) {
+      this.abort(txn, []);
+      throw new NeoError(ErrorCodes.INCOMPLETE_TRANSACTION, 'no storage node to commit to');
+    }
+    // Storages that missed writes are disconnected: their cells get outdated (§10.1).
+    for (const failed of failedConnections) failed.abort();
+    const tid = this.tm.prepare(txn, oids, involved, msgId, tidFromTime(this.env.clock.now()), np);
+    txn.packApproved = pack !== null;
+    if (pack !== null) this.knownPackOrders.push([tid, true, pack[0] !== null, pack[0], pack[1]]);
+    for (const nid of involved) {
+      this.nodes.byNid(nid)!.connection!.ask('AskLockInformation', [ttid, tid, txn.packApproved], (answer) => {
+        if (answer === null || answer.info.name !== 'AnswerInformationLocked') return;
+        this.tm.lock(ttid, nid);
+        this.completeTransactions();
+      });
+    }
+  }
+
+  /** Completes, in TID order, the transactions every involved storage locked (§10.3). */
+  private completeTransactions(): void {
+    const completed = this.tm.takeCompleted();
+    for (const txn of completed) {
+      const tid = txn.tid!;
+      for (const client of this.identified()) {
+        if (client.type !== NodeTypes.CLIENT) continue;
+        if (client.nid === txn.clientNid) {
+          client.connection!.answerTo(txn.finishMsgId, 'AnswerTransactionFinished', [txn.ttid, tid]);
+        } else {
+          client.connection!.notify('InvalidateObjects', [tid, txn.oids]);
+        }
+      }
+      for (const nid of txn.involved) this.nodes.byNid(nid)?.connection?.notify('NotifyUnlockInformation', [txn.ttid]);
+      if (txn.packApproved) {
+        for (const nid of this.ready.keys()) this.nodes.byNid(nid)?.connection?.notify('NotifyPackSigned', [[tid], []]);
+      }
+      for (const nid of txn.notify) this.nodes.byNid(nid)?.connection?.notify('NotifyTransactionFinished', [txn.ttid, tid]);
+      for (const { nid, msgId } of txn.finalTidWaiters) {
+        this.nodes.byNid(nid)?.connection?.answerTo(msgId, 'AnswerFinalTID', [tid]);
+      }
+    }
+    if (completed.length > 0) {
+      this.retryDelayedBegins();
+      this.maybeFinishStopping();
+    }
+  }
+
+  abortTransaction(conn: Connection, ttid: Buffer, nids: number[]): void {
+    const txn = this.tm.get(ttid);
+    // Aborting an unknown transaction is harmless: begin may have failed.
+    if (txn === undefined || txn.clientNid !== (conn.peer as Node).nid) return;
+    if (txn.prepared) throw protocolError('commit already requested');
+    this.abort(txn, nids);
+  }
+
+  /** Forgets an unprepared transaction and tells the ready storages concerned. */
+  private abort(txn: Transaction, nids: readonly number[]): void {
+    this.tm.remove(txn);
+    const targets = new Set([...nids, ...txn.notify]);
+    if (nids.length === 0) for (const nid of this.ready.keys()) targets.add(nid);
+    for (const nid of targets) {
+      if (this.ready.has(nid)) this.nodes.byNid(nid)?.connection?.notify('AbortTransaction', [txn.ttid, []]);
+    }
+    for (const waiter of txn.finalTidWaiters) {
+      this.nodes.byNid(waiter.nid)?.connection?.answerTo(waiter.msgId, 'AnswerFinalTID', [null]);
+    }
+    this.retryDelayedBegins();
+    this.maybeFinishStopping();
+  }
+
+  failedVote(conn: Connection, ttid: Buffer, nids: number[]): void {
+    const txn = this.clientTransaction(conn, ttid);
+    const failed = nids.filter((nid) => {
+      const readiness = this.ready.get(nid);
+      return readiness !== undefined && readiness <= txn.readiness;
+    });
+    if (!operationalWithout(this.pt, this.isRunning, new Set([...txn.failed, ...failed]))) {
+      throw new NeoError(ErrorCodes.INCOMPLETE_TRANSACTION, '');
+    }
+    for (const nid of failed) txn.failed.add(nid);
+    conn.answerError(ErrorCodes.ACK, '');
+  }
+
+  askFinalTid(conn: Connection, msgId: number, ttid: Buffer): void {
+    const txn = this.tm.get(ttid);
+    if (txn !== undefined) {
+      if (txn.prepared) {
+        txn.finalTidWaiters.push({ nid: (conn.peer as Node).nid!, msgId });
+        return;
+      }
+      conn.answer('AnswerFinalTID', [null]);
+      return;
+    }
+    // Not pending: committed if not above the last TID, and then the storages know its TID.
+    const committed = compareIds(ttid, this.lastTransaction()) <= 0;
+    conn.answer('AnswerFinalTID', [committed ? MAX_TID : null]);
+  }
+
+  packOrders(minPackId: Buffer, firstApprovedOnly: boolean): PackOrder[] {
+    const orders = this.knownPackOrders.filter((order) => compareIds(order[0], minPackId) >= 0);
+    if (!firstApprovedOnly) return orders;
+    const first = orders.find((order) => order[1] === true);
+    return first === undefined ? [] : [first];
+  }
+
+  // --- management (cluster.md §10, §12) -------------------------------------------------------
+
+  setClusterState(conn: Connection, state: ClusterState): void {
+    if (state === ClusterStates.VERIFYING && this.clusterState === ClusterStates.RECOVERING) {
+      const storages = this.identifiedStorages();
+      if (storages.length === 0) throw new NeoError(ErrorCodes.DENIED, 'No storage node');
+      const busy = storages.find((node) => node.connection!.pendingRequests > 0);
+      if (busy !== undefined) throw new NeoError(ErrorCodes.DENIED, `node ${describeNode(busy)} is entering cluster`);
+      this.startupAllowed = true;
+      conn.answerError(ErrorCodes.ACK, 'Cluster state changed');
+      this.checkRecovery();
+      return;
+    }
+    if (state === ClusterStates.STOPPING) {
+      conn.answerError(ErrorCodes.ACK, 'Cluster state changed');
+      this.stopCluster();
+      return;
+    }
+    throw new NeoError(ErrorCodes.DENIED, 'Can not switch to this state');
+  }
+
+  private stopCluster(): void {
+    if (this.clusterState === ClusterStates.STOPPING) return;
+    this.setClusterStateAndNotify(ClusterStates.STOPPING);
+    this.delayedBegins = [];
+    this.maybeFinishStopping();
+  }
+
+  /** Once no transaction is pending, storages are told they are DOWN and the master exits. */
+  private maybeFinishStopping(): void {
+    if (this.clusterState !== ClusterStates.STOPPING || this.shuttingDown || this.tm.hasPending) return;
+    this.shuttingDown = true;
+    this.listener?.close();
+    for (const storage of this.identifiedStorages()) {
+      storage.connection!.notify('NotifyNodeInformation', [
+        this.nextTimestamp(), [[NodeTypes.STORAGE, storage.address, storage.nid, NodeStates.DOWN, null]],
+      ]);
+    }
+    for (const conn of [...this.connections]) conn.abort();
+    this.logger.info('cluster stopped');
+    if (this.connections.size === 0) this.finishStop();
+    else this.stopTimer = this.env.timers.after(STOP_FLUSH_TIMEOUT_MS, () => this.stop());
+  }
+
+  private finishStop(): void {
+    this.stopTimer?.cancel();
+    this.stopTimer = null;
+    this.resolveStopped();
+  }
+
+  private requireOperational(): void {
+    if (this.clusterState !== ClusterStates.RUNNING) {
+      throw new NeoError(ErrorCodes.DENIED, `not allowed in cluster state ${this.clusterState.name}`);
+    }
+  }
+
+  addPendingNodes(conn: Connection, nids: number[]): void {
+    this.requireOperational();
+    const added: Node[] = [];
+    for (const nid of new Set(nids)) {
+      const node = this.nodes.byNid(nid);
+      if (node?.type !== NodeTypes.STORAGE || node.state !== NodeStates.PENDING || node.connection === null) continue;
+      node.state = NodeStates.RUNNING;
+      this.ptMembers.add(nid);
+      this.startOperation(node);
+      added.push(node);
+    }
+    this.broadcastNodes(added);
+    conn.answerError(ErrorCodes.ACK, added.length === 0
+      ? 'No node added'
+      : `Nodes added: ${added.map((node) => nidToString(node.nid)).join(', ')}`);
+  }
+
+  setNumReplicas(conn: Connection, numReplicas: number): void {
+    this.requireOperational();
+    if (!Number.isInteger(numReplicas) || numReplicas < 0) throw protocolError(`invalid number of replicas ${numReplicas}`);
+    this.pt.numReplicas = numReplicas;
+    this.broadcastPartitionChanges([], true);
+    conn.answerError(ErrorCodes.ACK, '');
+  }
+
+  tweakPartitionTable(dryRun: boolean, dropNids: number[]): ArgsOf<'AnswerTweakPartitionTable'> {
+    this.requireOperational();
+    const excluded = new Set(dropNids);
+    for (const node of this.nodes.storages()) if (node.state === NodeStates.PENDING) excluded.add(node.nid!);
+    const nids = [...new Set([...this.ptMembers, ...this.pt.nodeIds()])].filter((nid) => !excluded.has(nid)).sort((a, b) => a - b);
+    const down = nids.find((nid) => !this.isRunning(nid));
+    if (down !== undefined) throw new NeoError(ErrorCodes.DENIED, `down nodes must be listed explicitly (${nidToString(down)})`);
+    if (nids.length === 0) throw new NeoError(ErrorCodes.DENIED, "Can't remove all nodes.");
+    const table = dryRun ? PartitionTable.fromWire(this.pt.ptid, this.pt.numReplicas, this.pt.toWire()) : this.pt;
+    const changes = tweak(table, nids);
+    if (!dryRun) this.broadcastPartitionChanges(changes);
+    return [changes.length > 0, table.toWire()];
+  }
+
+  setNodeState(conn: Connection, nid: number, state: NodeState): void {
+    const node = this.nodes.byNid(nid);
+    if (node === undefined) throw new NeoError(ErrorCodes.DENIED, 'unknown node');
+    if (node === this.self) throw new NeoError(ErrorCodes.DENIED, 'can not kill primary master node');
+    if (node.type !== NodeTypes.STORAGE) throw new NeoError(ErrorCodes.DENIED, `not implemented yet: changing the state of a ${node.type.name} node`);
+    if (state === NodeStates.DOWN) {
+      if (node.state === NodeStates.DOWN) {
+        conn.answerError(ErrorCodes.ACK, 'node already in DOWN state');
+        return;
+      }
+      this.refuseIfOnlyReadableCopy(nid);
+      const wasConnected = node.connection;
+      node.state = NodeStates.DOWN;
+      node.connection = null;
+      if (wasConnected !== null) {
+        wasConnected.notify('NotifyNodeInformation', [this.nextTimestamp(), [this.nodes.toWire(node)]]);
+        wasConnected.abort();
+      }
+      this.ready.delete(nid);
+      this.starting.delete(nid);
+      this.broadcastNodes([node]);
+      this.broadcastPartitionChanges(outdateNotRunning(this.pt, this.isRunning));
+      this.tm.forgetStorage(nid);
+      this.completeTransactions();
+      conn.answerError(ErrorCodes.ACK, 'state changed');
+      return;
+    }
+    if (state === NodeStates.UNKNOWN) {
+      if (node.state === NodeStates.RUNNING) throw new NeoError(ErrorCodes.DENIED, 'a running node must be stopped before removal');
+      this.refuseIfOnlyReadableCopy(nid);
+      const changes: CellChange[] = [];
+      for (const { partition } of this.pt.cellsOfNode(nid)) {
+        this.pt.setCell(partition, nid, CellStates.DISCARDED);
+        changes.push([partition, nid, CellStates.DISCARDED]);
+        for (const cell of this.pt.cells(partition)) {
+          if (cell.state === CellStates.FEEDING) {
+            cell.state = CellStates.UP_TO_DATE;
+            changes.push([partition, cell.nid, CellStates.UP_TO_DATE]);
+          }
+        }
+      }
+      this.ptMembers.delete(nid);
+      node.state = NodeStates.UNKNOWN;
+      const connection = node.connection;
+      node.connection = null;
+      if (connection !== null) {
+        connection.notify('NotifyNodeInformation', [this.nextTimestamp(), [this.nodes.toWire(node)]]);
+        connection.abort();
+      }
+      this.broadcastNodes([node]);
+      this.nodes.remove(node);
+      this.broadcastPartitionChanges(changes);
+      conn.answerError(ErrorCodes.ACK, 'node permanently removed');
+      return;
+    }
+    throw new NeoError(ErrorCodes.DENIED, `can not set a node ${state.name}`);
+  }
+
+  private refuseIfOnlyReadableCopy(nid: number): void {
+    for (const { partition, cell } of this.pt.cellsOfNode(nid)) {
+      if (!isReadable(cell.state)) continue;
+      const other = this.pt.cells(partition).some((c) => c.nid !== nid && isReadable(c.state));
+      if (!other) {
+        throw new NeoError(ErrorCodes.DENIED, `Refuse to drop nodes that contain the only readable copies of partition ${partition}`);
+      }
+    }
+  }
+
+  flushLog(): void {
+    for (const peer of this.identified()) if (peer.type !== NodeTypes.ADMIN) peer.connection!.notify('FlushLog', []);
+  }
+}

@@ -1,0 +1,61 @@
+// Requests of the admin node, most of them forwarded from neoctl (cluster.md §10, §14.1).
+
+import type { Connection } from '../../net/connection.js';
+import type { ClusterState, NodeState } from '../../protocol/enums.js';
+import { ErrorCodes } from '../../protocol/enums.js';
+import { NeoError } from '../../protocol/errors.js';
+import { MasterHandler } from './base.js';
+
+export class AdminHandler extends MasterHandler {
+  AskClusterState(conn: Connection): void {
+    conn.answer('AnswerClusterState', [this.app.clusterState]);
+  }
+
+  SetClusterState(conn: Connection, state: ClusterState): void {
+    this.app.setClusterState(conn, state);
+  }
+
+  AskRecovery(conn: Connection): void {
+    conn.answer('AnswerRecovery', [this.app.pt.ptid, null, null]);
+  }
+
+  AskLastIDs(conn: Connection): void {
+    conn.answer('AnswerLastIDs', this.app.lastIds());
+  }
+
+  AskLastTransaction(conn: Connection): void {
+    conn.answer('AnswerLastTransaction', [this.app.lastTransaction()]);
+  }
+
+  AddPendingNodes(conn: Connection, nids: number[]): void {
+    this.app.addPendingNodes(conn, nids);
+  }
+
+  SetNumReplicas(conn: Connection, numReplicas: number): void {
+    this.app.setNumReplicas(conn, numReplicas);
+  }
+
+  TweakPartitionTable(conn: Connection, dryRun: boolean, dropNids: number[]): void {
+    conn.answer('AnswerTweakPartitionTable', this.app.tweakPartitionTable(dryRun, dropNids));
+  }
+
+  SetNodeState(conn: Connection, nid: number, state: NodeState): void {
+    this.app.setNodeState(conn, nid, state);
+  }
+
+  Truncate(): void {
+    throw new NeoError(ErrorCodes.DENIED, 'not implemented yet: truncate');
+  }
+
+  CheckReplicas(): void {
+    throw new NeoError(ErrorCodes.DENIED, 'not implemented yet: check replicas');
+  }
+
+  Repair(): void {
+    throw new NeoError(ErrorCodes.DENIED, 'not implemented yet: repair');
+  }
+
+  FlushLog(): void {
+    this.app.flushLog();
+  }
+}
