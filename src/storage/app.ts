@@ -1,0 +1,376 @@
+// The storage node (storage.md §1): opens its database, listens, finds the primary master and
+// obeys it (recovery, verification), then serves clients once told to start operation.
+
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { formatAddress } from '../core/address.js';
+import type { StorageConfig } from '../core/config.js';
+import type { Address, Env, Listener, Logger, Stream, TimerHandle } from '../core/env.js';
+import { NodeTable } from '../core/node-table.js';
+import { Connection } from '../net/connection.js';
+import type { Handler } from '../net/connection.js';
+import type { Packet } from '../protocol/codec.js';
+import { NodeTypes } from '../protocol/enums.js';
+import type { ClusterState } from '../protocol/enums.js';
+import { errorFromCode } from '../protocol/errors.js';
+import { ZERO_TID, compareIds, nidToString } from '../protocol/ids.js';
+import type { ArgsOf } from '../protocol/packets.js';
+import type { Backend, CellChange } from './backends/backend.js';
+import { cellStateOf } from './backends/backend.js';
+import { openBackend } from './backends/index.js';
+import { TransactionManager } from './transactions.js';
+import { IdentificationHandler } from './handlers/identification.js';
+import { MasterHandler } from './handlers/master.js';
+
+/** What the storage node uses of its configuration (StorageConfig satisfies it). */
+export type StorageAppConfig = Pick<StorageConfig, 'cluster' | 'masters' | 'bind' | 'adapter' | 'database'>
+  & Partial<Pick<StorageConfig, 'reset' | 'dedup' | 'nid' | 'disableDropPartitions'>>;
+
+export interface StorageAppOptions {
+  /** An already opened backend (tests); otherwise `adapter`/`database` are opened. */
+  readonly backend?: Backend;
+}
+
+/** Delay between rounds of attempts to reach a master (cluster.md §6.5). */
+const MASTER_RETRY_MS = 1000;
+/** The unlock is committed at most this long after it happened (storage.md §2.7.4). */
+const DEFERRED_COMMIT_MS = 1000;
+/** Object records deleted per step when dropping a discarded partition. */
+const DROP_CHUNK_ROWS = 1000;
+/** Bound on identifications waiting for the master to tell us about the peer. */
+const MAX_DELAYED_IDENTIFICATIONS = 10_000;
+
+type WireRow = ArgsOf<'SendPartitionTable'>[2][number];
+
+export class StorageApp {
+  readonly env: Env;
+  readonly config: StorageAppConfig;
+  readonly logger: Logger;
+  readonly clusterName: string;
+  readonly nodes = new NodeTable<Connection>();
+  /** Resolves with the exit status once the node stopped by itself or was stopped. */
+  readonly done: Promise<number>;
+  #backend: Backend | null;
+  #tm: TransactionManager | null = null;
+  nid: number | null = null;
+  /** Our own id timestamp, as the master announced it. */
+  idTimestamp: number | null = null;
+  /** Timestamp of the last NotifyNodeInformation (protocol.md §5.4). */
+  nodeTimestamp = 0;
+  clusterState: ClusterState | null = null;
+  operational = false;
+  /** The greatest approved pack id this node was told about. */
+  lastPackId: Buffer = ZERO_TID;
+  #listener: Listener | null = null;
+  #masters: Address[];
+  #nextMaster = 0;
+  #redirect: Address | null = null;
+  #masterConn: Connection | null = null;
+  #masterTimer: TimerHandle | null = null;
+  #commitTimer: TimerHandle | null = null;
+  #dropTimer: TimerHandle | null = null;
+  #dropQueue: number[] = [];
+  #connections = new Set<Connection>();
+  #delayedIdentifications: (() => boolean)[] = [];
+  #stopped = false;
+  #resolveDone!: (code: number) => void;
+
+  constructor(env: Env, config: StorageAppConfig, options: StorageAppOptions = {}) {
+    this.env = env;
+    this.config = config;
+    this.logger = env.logger;
+    this.clusterName = config.cluster;
+    this.#masters = [...config.masters];
+    this.#backend = options.backend ?? null;
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
+  }
+
+  get backend(): Backend {
+    assert(this.#backend !== null, 'storage not started');
+    return this.#backend;
+  }
+
+  get tm(): TransactionManager {
+    assert(this.#tm !== null, 'storage not started');
+    return this.#tm;
+  }
+
+  /** The listening address (the real port when bound to port 0). */
+  get address(): Address {
+    assert(this.#listener !== null, 'storage not listening');
+    return this.#listener.address;
+  }
+
+  get masterConnection(): Connection | null {
+    return this.#masterConn;
+  }
+
+  async start(): Promise<void> {
+    const config = this.config;
+    const backend = this.#backend ?? openBackend(config.adapter, config.database);
+    this.#backend = backend;
+    try {
+      backend.setup({ clusterName: config.cluster, reset: config.reset === true, dedup: config.dedup === true });
+    } catch (error) {
+      backend.close();
+      throw error;
+    }
+    if (config.reset === true) {
+      backend.close();
+      this.logger.info('database erased');
+      this.#stopped = true;
+      this.#resolveDone(0);
+      return;
+    }
+    this.nid = backend.getNid() ?? config.nid ?? null;
+    this.#tm = new TransactionManager(backend, {
+      notifyDeadlock: (clientNid, ttid, oid) => {
+        const conn = clientNid === null ? null : this.nodes.byNid(clientNid)?.connection;
+        conn?.notify('NotifyDeadlock', [ttid, oid]);
+      },
+      // Replication is not implemented: no partition is ever being replicated here.
+      isReplicating: () => false,
+    });
+    this.#listener = await this.env.transport.listen(config.bind, (stream) => this.#accept(stream));
+    this.logger.info(`listening on ${formatAddress(this.#listener.address)}`);
+    this.#connectToMaster();
+  }
+
+  /** Closes everything and the database (what is not committed is lost, as in a crash). */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.operational = false;
+    for (const timer of [this.#masterTimer, this.#commitTimer, this.#dropTimer]) timer?.cancel();
+    this.#listener?.close();
+    this.#masterConn?.close();
+    this.#masterConn = null;
+    for (const conn of this.#connections) conn.close();
+    this.#connections.clear();
+    this.#backend?.close();
+    this.#resolveDone(0);
+  }
+
+  /** Told by the master that we are DOWN (exit) or UNKNOWN (erase the database, then exit). */
+  shutdown(erase: boolean): void {
+    if (erase) {
+      this.logger.info('erasing the database');
+      this.backend.erase();
+    }
+    this.stop();
+  }
+
+  #accept(stream: Stream): void {
+    for (const conn of this.#connections) if (conn.isClosed) this.#connections.delete(conn);
+    const label = stream.remoteAddress === null ? 'incoming' : formatAddress(stream.remoteAddress);
+    const conn = new Connection({ stream, handler: new IdentificationHandler(this), logger: this.logger, label });
+    this.#connections.add(conn);
+  }
+
+  // --- The primary master ---------------------------------------------------------------------
+
+  #connectToMaster(): void {
+    this.#masterTimer = null;
+    if (this.#stopped) return;
+    let address = this.#redirect;
+    this.#redirect = null;
+    if (address === null) {
+      address = this.#masters[this.#nextMaster % this.#masters.length]!;
+      this.#nextMaster = (this.#nextMaster + 1) % this.#masters.length;
+    }
+    const label = `master ${formatAddress(address)}`;
+    const bootstrap = new MasterBootstrapHandler(this);
+    const conn = new Connection({ stream: this.env.transport.connect(address), handler: bootstrap, logger: this.logger, label });
+    const extra = new Map<string, unknown>([['devpath', this.#devpath()], ['new_nid', []]]);
+    conn.ask('RequestIdentification', [NodeTypes.STORAGE, this.nid, this.address, this.clusterName, null, extra],
+      (answer) => this.#identified(conn, answer));
+  }
+
+  /** The topology path the master uses to spread replicas: host name and database device. */
+  #devpath(): Buffer[] {
+    const path = this.backend.getDevPath();
+    let device = '0';
+    if (path !== null) {
+      try {
+        device = String(statSync(path).dev);
+      } catch {
+        // A database not created yet on disk has no device to report.
+      }
+    }
+    return [Buffer.from(hostname()), Buffer.from(device)];
+  }
+
+  #identified(conn: Connection, answer: Packet | null): void {
+    if (answer === null || this.#stopped) return; // the bootstrap handler retries on close
+    if (answer.info.name === 'Error') {
+      const [code, message] = answer.args as ArgsOf<'Error'>;
+      this.logger.warn(`${conn.label} refused identification: ${errorFromCode(code, message).toString()}`);
+      conn.close();
+      return;
+    }
+    const [nodeType, masterNid, yourNid] = answer.args as ArgsOf<'AcceptIdentification'>;
+    if (nodeType !== NodeTypes.MASTER || yourNid === null) {
+      this.logger.warn(`${conn.label}: not a master, or no NID given`);
+      conn.close();
+      return;
+    }
+    if (this.backend.getNid() !== yourNid) {
+      this.backend.setNid(yourNid);
+      this.backend.commit();
+    }
+    this.nid = yourNid;
+    this.#nextMaster = 0;
+    this.#masterConn = conn;
+    conn.handler = new MasterHandler(this);
+    this.logger.info(`identified as ${nidToString(yourNid)} by the primary master ${nidToString(masterNid)}`);
+  }
+
+  /** A master attempt failed: next master at once, or a new round after a pause. */
+  masterAttemptFailed(redirect: Address | null): void {
+    if (this.#stopped) return;
+    if (redirect !== null) {
+      this.#redirect = redirect;
+      this.#masterTimer = this.env.timers.after(0, () => this.#connectToMaster());
+      return;
+    }
+    const delay = this.#nextMaster === 0 ? MASTER_RETRY_MS : 0;
+    this.#masterTimer = this.env.timers.after(delay, () => this.#connectToMaster());
+  }
+
+  /** Adds masters learned from NotPrimaryMaster; returns the address of the primary if named. */
+  learnMasters(primary: number | null, known: Address[]): Address | null {
+    for (const address of known) {
+      if (!this.#masters.some((m) => m.host === address.host && m.port === address.port)) this.#masters.push(address);
+    }
+    return primary === null ? null : known[primary] ?? null;
+  }
+
+  masterLost(conn: Connection): void {
+    if (conn !== this.#masterConn) return;
+    this.#masterConn = null;
+    if (this.#stopped) return;
+    this.logger.warn('lost the connection to the primary master');
+    this.stopOperation();
+    this.masterAttemptFailed(null);
+  }
+
+  // --- Operation ----------------------------------------------------------------------------------
+
+  startOperation(): void {
+    const backend = this.backend;
+    backend.setBackupTid(null);
+    // Verification replayed what had to be: what remains unfinished is dropped (storage.md §2.4).
+    backend.dropUnfinishedData();
+    backend.commit();
+    this.operational = true;
+    this.logger.info('operational');
+  }
+
+  /** Back to the initialisation phase: peers are disconnected, pending transactions forgotten. */
+  stopOperation(): void {
+    if (this.operational) this.logger.info('operation stopped');
+    this.operational = false;
+    for (const conn of this.#connections) conn.close();
+    this.#connections.clear();
+    for (const node of this.nodes.all()) node.connection = null;
+    this.#delayedIdentifications = [];
+    this.#tm?.clear();
+  }
+
+  /** Delays an identification until the next NotifyNodeInformation; `accept` returns true once done. */
+  delayIdentification(accept: () => boolean): void {
+    assert(this.#delayedIdentifications.length < MAX_DELAYED_IDENTIFICATIONS, 'too many delayed identifications');
+    this.#delayedIdentifications.push(accept);
+  }
+
+  nodeInformationReceived(timestamp: number): void {
+    this.nodeTimestamp = timestamp;
+    const waiting = this.#delayedIdentifications;
+    this.#delayedIdentifications = [];
+    for (const accept of waiting) if (!accept()) this.#delayedIdentifications.push(accept);
+  }
+
+  /** Arms (or re-arms) the commit of unlocked transactions 1 s after the latest unlock. */
+  armDeferredCommit(): void {
+    this.#commitTimer?.cancel();
+    this.#commitTimer = this.env.timers.after(DEFERRED_COMMIT_MS, () => {
+      this.#commitTimer = null;
+      this.backend.commitDeferred();
+    });
+  }
+
+  // --- Partition table ----------------------------------------------------------------------------
+
+  partitionTableWire(): { ptid: number | null; numReplicas: number; rows: WireRow[] } {
+    const backend = this.backend;
+    const rows: WireRow[] = Array.from({ length: backend.getNumPartitions() }, () => []);
+    for (const cell of backend.getPartitionTable()) {
+      rows[cell.partition]!.push([cell.nid, cellStateOf(cell.tid)]);
+    }
+    return { ptid: backend.getPtid(), numReplicas: backend.getNumReplicas() ?? 0, rows };
+  }
+
+  /** SendPartitionTable (reset) or NotifyPartitionChanges; committed at the end (§2.7.4). */
+  changePartitionTable(ptid: number, numReplicas: number, cells: CellChange[], reset: boolean): void {
+    const backend = this.backend;
+    const dropped = backend.changePartitionTable({ ptid, numReplicas, cells, reset, lastPackId: this.lastPackId });
+    if (this.operational) this.tm.discarded(dropped);
+    else backend.dropPartitionsTemporary(dropped);
+    backend.commit();
+    if (dropped.length > 0 && this.config.disableDropPartitions !== true) {
+      for (const p of dropped) if (!this.#dropQueue.includes(p)) this.#dropQueue.push(p);
+      this.#scheduleDrop();
+    }
+  }
+
+  #scheduleDrop(): void {
+    if (this.#dropTimer !== null || this.#stopped) return;
+    this.#dropTimer = this.env.timers.after(0, () => {
+      this.#dropTimer = null;
+      this.#dropStep();
+    });
+  }
+
+  /** Deletes one chunk of a discarded partition, unless the partition came back to this node. */
+  #dropStep(): void {
+    const partition = this.#dropQueue[0];
+    if (partition === undefined || this.#stopped) return;
+    const backend = this.backend;
+    const assigned = backend.getPartitionTable().some((cell) => cell.partition === partition && cell.nid === this.nid);
+    if (assigned || backend.dropPartition(partition, DROP_CHUNK_ROWS)) this.#dropQueue.shift();
+    backend.commit();
+    if (this.#dropQueue.length > 0) this.#scheduleDrop();
+  }
+
+  /** The lowest completed pack id over own UP_TO_DATE cells (ZERO_TID when it never packed). */
+  completedPackId(): Buffer {
+    let lowest: Buffer | null = null;
+    for (const id of this.backend.getPackedIDs(true).values()) {
+      if (lowest === null || compareIds(id, lowest) < 0) lowest = id;
+    }
+    return lowest ?? ZERO_TID;
+  }
+}
+
+/** The master connection until AcceptIdentification: handles refusals and redirections. */
+class MasterBootstrapHandler implements Handler {
+  readonly #app: StorageApp;
+  #redirect: Address | null = null;
+
+  constructor(app: StorageApp) {
+    this.#app = app;
+  }
+
+  NotPrimaryMaster(conn: Connection, primary: number | null, known: Address[]): void {
+    this.#redirect = this.#app.learnMasters(primary, known);
+    conn.close();
+  }
+
+  connectionClosed(conn: Connection, error?: Error): void {
+    this.#app.logger.info(`${conn.label}: ${error?.message ?? 'closed'} before identification`);
+    this.#app.masterAttemptFailed(this.#redirect);
+  }
+}
