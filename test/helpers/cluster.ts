@@ -111,3 +111,28 @@ export class TestCluster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** Asks the admin (as neoctl does) until the cluster state is `wanted`; bounded in time. */
+export async function waitClusterState(admin: Address, wanted: string, timeoutMs = 30_000): Promise<void> {
+  const { Connection } = await import('../../src/net/connection.js');
+  const { tcpTransport } = await import('../../src/net/tcp.js');
+  const { recordingLogger } = await import('./logger.js');
+  const transport = tcpTransport();
+  const logger = recordingLogger();
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    const connection = new Connection({ stream: transport.connect(admin), handler: {}, logger, label: 'ctl' });
+    try {
+      const [state] = (await connection.request('AskClusterState', [])) as [{ name: string } | null];
+      last = state?.name ?? 'unknown';
+      if (last === wanted) return;
+    } catch (error) {
+      last = (error as Error).message;
+    } finally {
+      connection.close();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`cluster not ${wanted} after ${timeoutMs} ms (last: ${last})`);
+}
