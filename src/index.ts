@@ -49,6 +49,8 @@ export interface OpenStorageOptions {
   cacheSizeBytes?: number;
   readOnly?: boolean;
   logger?: Logger;
+  /** Reject after this long without a usable primary master (default: wait, as NEO). */
+  openTimeoutMs?: number;
   /** A ready environment (tests); by default the real one (TCP, or TLS for neos://). */
   env?: Env;
 }
@@ -74,6 +76,7 @@ export async function openStorage(uri: string, options: OpenStorageOptions = {})
     cacheSizeBytes: options.cacheSizeBytes ?? parsed.cacheSizeBytes,
     ignoreWrongChecksum: parsed.ignoreWrongChecksum,
     resolveConflict: options.resolveConflict,
+    ...(options.openTimeoutMs === undefined ? {} : { openTimeoutMs: options.openTimeoutMs }),
   });
   try {
     return await storage.open();

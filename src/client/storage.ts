@@ -60,6 +60,9 @@ const FAILURE_MEMORY_MS = 600_000;
 const MAX_READ_ROUNDS = 5;
 /** TIDs asked per partition and per step of `iterator`. */
 const ITERATOR_CHUNK = 100;
+/** undoLog: attempts (and delay between them) to see the last committed transaction listed. */
+const UNDO_LOG_RETRIES = 20;
+const UNDO_LOG_RETRY_MS = 5;
 
 /** The metadata object of a commit; compared by identity, as ZODB does. */
 export interface TransactionMeta {
@@ -87,6 +90,11 @@ export interface NeoStorageOptions {
   /** Return data even when its checksum is wrong on every storage. */
   ignoreWrongChecksum?: boolean;
   resolveConflict?: ConflictResolver;
+  /**
+   * How long open() may wait for a usable primary master (a cluster not RUNNING yet is refused
+   * until it is) before rejecting with the last reason. Default: wait for ever, as NEO does.
+   */
+  openTimeoutMs?: number;
 }
 
 export interface LoadResult {
@@ -211,6 +219,14 @@ function tidPlusOne(tid: Buffer): Buffer {
   return p64(u64(tid) + 1n);
 }
 
+/** Ids go on the wire as 8 bytes: anything else is the caller's mistake, refused before any I/O. */
+function checkId(what: string, id: Buffer): void {
+  if (!Buffer.isBuffer(id) || id.length !== 8) {
+    const got = Buffer.isBuffer(id) ? `${id.length} bytes` : typeof id;
+    throw new TypeError(`${what} must be a Buffer of 8 bytes, got ${got}`);
+  }
+}
+
 function maxId(a: Buffer, b: Buffer): Buffer {
   return compareIds(a, b) >= 0 ? a : b;
 }
@@ -250,6 +266,9 @@ export class NeoStorage implements ClientApp {
   private readonly invalidationListeners = new Set<InvalidationListener>();
   private readonly cacheInvalidationListeners = new Set<() => void>();
   private retryTimer: TimerHandle | null = null;
+  private readonly openTimeoutMs: number | undefined;
+  /** Why the last attempt to use a master failed, for the warnings and open()'s error. */
+  private lastMasterFailure = 'no master answered';
   private closed = false;
 
   constructor(options: NeoStorageOptions) {
@@ -263,12 +282,27 @@ export class NeoStorage implements ClientApp {
     this.readOnly = options.readOnly ?? false;
     this.ignoreWrongChecksum = options.ignoreWrongChecksum ?? false;
     this.resolveConflict = options.resolveConflict;
+    this.openTimeoutMs = options.openTimeoutMs;
     this.cache = new ClientCache(options.cacheSizeBytes ?? DEFAULT_CACHE_SIZE_BYTES);
   }
 
   /** Connects to the primary master and waits until the storage is usable. */
   async open(): Promise<this> {
-    await this.ensureMaster();
+    const ready = this.ensureMaster();
+    if (this.openTimeoutMs === undefined) {
+      await ready;
+      return this;
+    }
+    const timeoutMs = this.openTimeoutMs;
+    const timer = this.env.timers.after(timeoutMs, () => {
+      this.connectFailed(new StorageError(
+        `no usable primary master for cluster ${JSON.stringify(this.clusterName)} after ${timeoutMs} ms: ${this.lastMasterFailure}`));
+    });
+    try {
+      await ready;
+    } finally {
+      timer.cancel();
+    }
     return this;
   }
 
@@ -298,7 +332,7 @@ export class NeoStorage implements ClientApp {
       address = this.masterAddresses[index]!;
       index += 1;
     } else {
-      if (round === 0 || round % 10 === 0) this.logger.warn('no primary master found, retrying');
+      if (round === 0 || round % 10 === 0) this.logger.warn(`no usable primary master (${this.lastMasterFailure}), retrying`);
       this.retryTimer = this.env.timers.after(MASTER_RETRY_DELAY_MS, () => {
         this.retryTimer = null;
         this.tryMasters(0, round + 1);
@@ -320,7 +354,8 @@ export class NeoStorage implements ClientApp {
     const fail = (why: string): void => {
       if (done) return;
       done = true;
-      this.logger.info(`${label}: ${why}`);
+      this.lastMasterFailure = `${label}: ${why}`;
+      this.logger.info(this.lastMasterFailure);
       conn.close();
       failed();
     };
@@ -335,8 +370,11 @@ export class NeoStorage implements ClientApp {
           // A refusal that retrying will not change (wrong cluster name, read-write on a backup).
           done = true;
           conn.close();
-          return this.connectFailed(new StorageError(`${label} refused the identification: ${error.toString()}`));
+          return this.connectFailed(new StorageError(
+            `${label} refused the identification of a client of cluster ${JSON.stringify(this.clusterName)}: ${error.toString()}`
+            + (/cluster name/i.test(message) ? ' (the master belongs to another cluster: check the name in the URI)' : '')));
         }
+        if (error.code === ErrorCodes.NOT_READY) return fail(`the cluster is not ready (not RUNNING yet): ${error.toString()}`);
         return fail(`identification refused: ${error.toString()}`);
       }
       const [nodeType, , yourNid] = answer.args as ArgsOf<'AcceptIdentification'>;
@@ -653,6 +691,7 @@ export class NeoStorage implements ClientApp {
 
   /** The current revision as of the last transaction whose invalidations were delivered. */
   async load(oid: Buffer): Promise<LoadResult> {
+    checkId('oid', oid);
     await this.ensureMaster();
     let answer: ObjectAnswer;
     try {
@@ -666,6 +705,8 @@ export class NeoStorage implements ClientApp {
 
   /** The revision before `tid`, or null if the object did not exist yet. */
   async loadBefore(oid: Buffer, tid: Buffer): Promise<LoadBeforeResult | null> {
+    checkId('oid', oid);
+    checkId('tid', tid);
     await this.ensureMaster();
     let answer: ObjectAnswer;
     try {
@@ -680,6 +721,8 @@ export class NeoStorage implements ClientApp {
 
   /** The exact revision `serial`. */
   async loadSerial(oid: Buffer, serial: Buffer): Promise<Buffer> {
+    checkId('oid', oid);
+    checkId('serial', serial);
     const cached = this.cache.loadSerial(oid, serial);
     if (cached !== undefined) return cached.data;
     await this.ensureMaster();
@@ -865,6 +908,9 @@ export class NeoStorage implements ClientApp {
 
   /** First phase: stores a revision of `oid` based on `serial` (ZERO_TID for a new object). */
   async store(oid: Buffer, serial: Buffer | null, data: Buffer, txn: TransactionMeta): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError();
+    checkId('oid', oid);
+    if (serial !== null) checkId('serial', serial);
     const ctx = this.context(txn);
     if (ctx.stored) throw new StorageTransactionError('store after tpcVote');
     await this.sendStore(ctx, oid, serial ?? ZERO_TID, data, null);
@@ -872,13 +918,21 @@ export class NeoStorage implements ClientApp {
 
   /** Writes a deletion of `oid`, whose current serial must be `serial`. */
   async deleteObject(oid: Buffer, serial: Buffer, txn: TransactionMeta): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError();
+    checkId('oid', oid);
+    checkId('serial', serial);
     const ctx = this.context(txn);
     if (ctx.stored) throw new StorageTransactionError('deleteObject after tpcVote');
+    // Only deleteObject counts as a deletion for the master; an undone creation (also no data)
+    // is a modification that other clients must be told about.
+    ctx.deleted.add(hex(oid));
     await this.sendStore(ctx, oid, serial, null, null);
   }
 
   /** Fails the commit (ReadConflictError) unless `serial` is still the current serial of `oid`. */
   async checkCurrentSerialInTransaction(oid: Buffer, serial: Buffer, txn: TransactionMeta): Promise<void> {
+    checkId('oid', oid);
+    checkId('serial', serial);
     const ctx = this.context(txn);
     if (ctx.stored) throw new StorageTransactionError('checkCurrentSerialInTransaction after tpcVote');
     await this.sendToCells(ctx, oid, serial, CHECKED, (conn) => ['AskCheckCurrentSerial', [ctx.ttid, oid, serial]]);
@@ -895,8 +949,6 @@ export class NeoStorage implements ClientApp {
     if (data !== null) {
       ({ compression, payload } = this.compressData(data));
       checksum = sha1(payload);
-    } else if (dataSerial === null) {
-      ctx.deleted.add(hex(oid));
     }
     await this.sendToCells(ctx, oid, serial, data, () =>
       ['AskStoreObject', [oid, serial, compression, checksum, payload, dataSerial, ctx.ttid]]);
@@ -910,6 +962,7 @@ export class NeoStorage implements ClientApp {
     request: (conn: Connection) => ['AskStoreObject', ArgsOf<'AskStoreObject'>] | ['AskCheckCurrentSerial', ArgsOf<'AskCheckCurrentSerial'>],
   ): Promise<void> {
     await this.ensureMaster();
+    this.checkMasterKept(ctx);
     const key = hex(oid);
     if (!ctx.dataDict.has(key) && !ctx.cacheDict.has(key)) ctx.oidOrder.push(oid);
     ctx.cacheDict.delete(key);
@@ -1086,6 +1139,7 @@ export class NeoStorage implements ClientApp {
     const ctx = this.context(txn);
     if (ctx.voted) return ctx.resolvedOids;
     await this.waitStores(ctx);
+    this.checkMasterKept(ctx);
     if (ctx.dataDict.size > 0) throw new StorageError('could not store/check all oids');
     ctx.stored = true;
     const extension = dumpsExtension(txn.extension ?? {});
@@ -1118,10 +1172,18 @@ export class NeoStorage implements ClientApp {
     return ctx.resolvedOids;
   }
 
+  /** The TTID and partition table of a transaction die with its master connection. */
+  private checkMasterKept(ctx: TxnContext): void {
+    if (ctx.masterLost || this.pt === null) {
+      throw new StorageError('connection to the primary master lost during the transaction');
+    }
+  }
+
   /** §9 step 4: lockless rule and FailedVote for nodes that failed but still run. */
   private async reportFailedNodes(ctx: TxnContext): Promise<void> {
     const failed = [...ctx.involved].filter(([, conn]) => conn === null).map(([nid]) => nid);
     if (failed.length === 0) return;
+    this.checkMasterKept(ctx);
     for (const [partition, nids] of ctx.lockless) {
       const locked = this.pt!.cells(partition).some((cell) => !nids.has(cell.nid) && ctx.involved.get(cell.nid) != null);
       if (!locked) throw new StorageError(`partition ${partition} not fully write-locked`);
@@ -1158,13 +1220,13 @@ export class NeoStorage implements ClientApp {
         // In the packet's own event, so that our commit is ordered with invalidations (§10.6).
         if (packet !== null && packet.info.name === 'AnswerTransactionFinished') {
           const [, tid] = packet.args as ArgsOf<'AnswerTransactionFinished'>;
-          this.committed(ctx, oids, tid, callback);
+          this.committed(ctx, tid, callback);
         }
         resolve(packet);
       });
     });
     this.txns.delete(txn);
-    if (answer === null) return this.finalTid(ctx, oids, callback);
+    if (answer === null) return this.finalTid(ctx, callback);
     if (answer.info.name === 'Error') {
       const [code, message] = answer.args as ArgsOf<'Error'>;
       throw new StorageError(`tpcFinish failed: ${errorFromCode(code, message).toString()}`);
@@ -1172,12 +1234,13 @@ export class NeoStorage implements ClientApp {
     return (answer.args as ArgsOf<'AnswerTransactionFinished'>)[1];
   }
 
-  private committed(ctx: TxnContext, oids: Buffer[], tid: Buffer, callback?: (tid: Buffer) => void): void {
-    for (const oid of oids) {
+  private committed(ctx: TxnContext, tid: Buffer, callback?: (tid: Buffer) => void): void {
+    // Every oid written, deletions included (only checked ones are unchanged).
+    for (const { oid, data } of ctx.cacheDict.values()) {
+      if (data === CHECKED) continue;
       const key = hex(oid);
       this.cache.invalidate(oid, tid);
       for (const record of this.loading.get(key) ?? []) record.push(tid);
-      const data = ctx.cacheDict.get(key)?.data;
       if (Buffer.isBuffer(data)) this.cache.store(oid, data, tid, null);
     }
     try {
@@ -1188,7 +1251,7 @@ export class NeoStorage implements ClientApp {
   }
 
   /** The master was lost during tpcFinish: learn the outcome (§12.3). */
-  private async finalTid(ctx: TxnContext, oids: Buffer[], callback?: (tid: Buffer) => void): Promise<Buffer> {
+  private async finalTid(ctx: TxnContext, callback?: (tid: Buffer) => void): Promise<Buffer> {
     this.logger.warn(`master lost during tpcFinish of ${tidToHex(ctx.ttid)}: asking the final TID`);
     for (;;) {
       if (this.closed) throw new StorageClosedError();
@@ -1205,7 +1268,7 @@ export class NeoStorage implements ClientApp {
         throw error;
       }
       if (tid === null) throw new StorageError('connection to the primary master lost: transaction not committed');
-      this.committed(ctx, oids, tid, callback);
+      this.committed(ctx, tid, callback);
       return tid;
     }
   }
@@ -1241,6 +1304,7 @@ export class NeoStorage implements ClientApp {
 
   /** Revisions of `oid`, newest first. */
   async history(oid: Buffer, size = 1): Promise<HistoryEntry[]> {
+    checkId('oid', oid);
     await this.ensureMaster();
     let history: ArgsOf<'AnswerObjectHistory'>[1];
     try {
@@ -1268,15 +1332,24 @@ export class NeoStorage implements ClientApp {
     const holders = new Set<number>();
     for (let p = 0; p < pt.numPartitions; p++) for (const cell of pt.readableCells(p)) holders.add(cell.nid);
     const tids = new Map<string, Buffer>();
-    await Promise.all([...holders].filter((nid) => this.nodes.isRunning(nid)).map(async (nid) => {
-      try {
-        const conn = await this.storageConnection(nid);
-        const [list] = (await conn.request('AskTIDs', [first, last, INVALID_PARTITION])) as ArgsOf<'AnswerTIDs'>;
-        for (const tid of list) tids.set(hex(tid), tid);
-      } catch (error) {
-        this.logger.info(`undoLog: ${nidToString(nid)}: ${String(error)}`);
-      }
-    }));
+    const newest = this.lastTid!;
+    // A storage unlocks a transaction when the master tells it, which may reach it after our
+    // AskTIDs although the commit was already reported to us: ask again (briefly) until the
+    // newest transaction we know of is listed.
+    for (let round = 0; ; round++) {
+      await Promise.all([...holders].filter((nid) => this.nodes.isRunning(nid)).map(async (nid) => {
+        try {
+          const conn = await this.storageConnection(nid);
+          const [list] = (await conn.request('AskTIDs', [first, last, INVALID_PARTITION])) as ArgsOf<'AnswerTIDs'>;
+          for (const tid of list) tids.set(hex(tid), tid);
+        } catch (error) {
+          this.logger.info(`undoLog: ${nidToString(nid)}: ${String(error)}`);
+        }
+      }));
+      if (first !== 0 || newest.equals(ZERO_TID) || tids.has(hex(newest)) || round >= UNDO_LOG_RETRIES) break;
+      tids.clear();
+      await new Promise<void>((resolve) => this.env.timers.after(UNDO_LOG_RETRY_MS, resolve));
+    }
     const sorted = [...tids.values()].sort((a, b) => compareIds(b, a));
     const entries: UndoLogEntry[] = [];
     for (const tid of sorted) {
@@ -1298,6 +1371,7 @@ export class NeoStorage implements ClientApp {
 
   /** Writes, in `txn`, revisions undoing transaction `undoneTid`; returns the oids affected. */
   async undo(undoneTid: Buffer, txn: TransactionMeta): Promise<{ tid: null; oids: Buffer[] }> {
+    if (this.readOnly) throw new ReadOnlyError();
     const ctx = this.context(txn);
     if (ctx.stored) throw new StorageTransactionError('undo after tpcVote');
     let info: TransactionInfo;
