@@ -3,7 +3,7 @@
 // Error packets, and dispatch of incoming packets to handler methods named after them.
 // Everything runs to completion inside the stream's data callback: no awaits.
 
-import type { Address, Logger, Stream } from '../core/env.js';
+import type { Address, Logger, Stream, TimerHandle, Timers } from '../core/env.js';
 import {
   BadArgumentsError,
   HandshakeError,
@@ -43,6 +43,18 @@ const MSG_ID_MODULO = 0x100000000;
 /** Bound on requests waiting for an answer on one connection (a peer that never answers). */
 const MAX_PENDING_REQUESTS = 100_000;
 
+/**
+ * Noticing a dead or hung peer faster than TCP keep-alive (about 90 s in NEO): after
+ * `intervalMs` without receiving anything, send a Ping (every NEO node answers it, Python ones
+ * included); after `timeoutMs` without receiving anything at all, close the connection. Any
+ * received byte counts as a sign of life, so a busy but alive peer is never declared dead.
+ */
+export interface Heartbeat {
+  readonly timers: Timers;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
 export interface ConnectionOptions {
   stream: Stream;
   handler: Handler;
@@ -50,6 +62,12 @@ export interface ConnectionOptions {
   /** A label for logs, e.g. the peer's address. */
   label: string;
   maxPacketBytes?: number;
+  heartbeat?: Heartbeat;
+}
+
+/** The peer sent nothing (not even a Pong) for the heartbeat's timeout. */
+export class PeerTimeoutError extends Error {
+  override readonly name = 'PeerTimeoutError';
 }
 
 interface PendingRequest {
@@ -71,6 +89,9 @@ export class Connection {
   private readonly pending = new Map<number, PendingRequest>();
   private aborting = false;
   private closed = false;
+  private heartbeatTimer: TimerHandle | null = null;
+  /** Heartbeat ticks since something was last received. */
+  private silentTicks = 0;
 
   constructor(options: ConnectionOptions) {
     this.stream = options.stream;
@@ -85,6 +106,23 @@ export class Connection {
     });
     // Both sides send the handshake at once, without waiting for the peer's (§1.2).
     this.stream.write(HANDSHAKE);
+    if (options.heartbeat !== undefined) this.startHeartbeat(options.heartbeat);
+  }
+
+  private startHeartbeat({ timers, intervalMs, timeoutMs }: Heartbeat): void {
+    const silentTicksAllowed = Math.max(1, Math.ceil(timeoutMs / intervalMs));
+    this.heartbeatTimer = timers.every(intervalMs, () => {
+      if (this.isAborting) return;
+      this.silentTicks++;
+      if (this.silentTicks > silentTicksAllowed) {
+        const seconds = (timeoutMs / 1000).toFixed(1);
+        this.logger.warn(`${this.label}: no answer from the peer for ${seconds} s: closing`);
+        this.stream.destroy();
+        this.streamClosed(new PeerTimeoutError(`${this.label}: peer silent for ${seconds} s`));
+      } else if (this.silentTicks === 1) {
+        this.ask('Ping', [], () => {});
+      }
+    });
   }
 
   get remoteAddress(): Address | null {
@@ -193,6 +231,7 @@ export class Connection {
   // --- receiving -----------------------------------------------------------------------------
 
   private received(chunk: Buffer): void {
+    this.silentTicks = 0;
     if (this.isAborting) return;
     try {
       this.reader.push(chunk, (packet) => {
@@ -237,6 +276,11 @@ export class Connection {
     }
     const method = this.handler[info.name] as ((conn: Connection, ...args: unknown[]) => void) | undefined;
     this.peerMsgId = packet.msgId;
+    if (method === undefined && info.name === 'Ping') {
+      // Every node answers Ping in every state (protocol.md §4.3); handlers may override it.
+      this.answer('Pong', []);
+      return;
+    }
     if (method === undefined) {
       this.logger.warn(`${this.label}: unexpected packet ${info.name}`);
       this.answerError(ErrorCodes.PROTOCOL_ERROR, `unexpected packet ${info.name}`);
@@ -268,6 +312,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.aborting = true;
+    this.heartbeatTimer?.cancel();
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const request of pending) request.callback(null);

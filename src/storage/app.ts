@@ -19,6 +19,7 @@ import type { ArgsOf } from '../protocol/packets.js';
 import type { Backend, CellChange } from './backends/backend.js';
 import { cellStateOf } from './backends/backend.js';
 import { openBackend } from './backends/index.js';
+import { Replicator } from './replicator.js';
 import { TransactionManager } from './transactions.js';
 import { IdentificationHandler } from './handlers/identification.js';
 import { MasterHandler } from './handlers/master.js';
@@ -53,6 +54,8 @@ export class StorageApp {
   readonly done: Promise<number>;
   #backend: Backend | null;
   #tm: TransactionManager | null = null;
+  /** Replication of own OUT_OF_DATE cells, while operational. */
+  replicator: Replicator | null = null;
   nid: number | null = null;
   /** Our own id timestamp, as the master announced it. */
   idTimestamp: number | null = null;
@@ -131,8 +134,7 @@ export class StorageApp {
         const conn = clientNid === null ? null : this.nodes.byNid(clientNid)?.connection;
         conn?.notify('NotifyDeadlock', [ttid, oid]);
       },
-      // Replication is not implemented: no partition is ever being replicated here.
-      isReplicating: () => false,
+      notifyReplicationDone: (partition, tid) => this.#masterConn?.notify('NotifyReplicationDone', [partition, tid]),
     });
     this.#listener = await this.env.transport.listen(config.bind, (stream) => this.#accept(stream));
     this.logger.info(`listening on ${formatAddress(this.#listener.address)}`);
@@ -144,6 +146,8 @@ export class StorageApp {
     if (this.#stopped) return;
     this.#stopped = true;
     this.operational = false;
+    this.replicator?.stop();
+    this.replicator = null;
     for (const timer of [this.#masterTimer, this.#commitTimer, this.#dropTimer]) timer?.cancel();
     this.#listener?.close();
     this.#masterConn?.close();
@@ -269,10 +273,24 @@ export class StorageApp {
     this.logger.info('operational');
   }
 
+  /** Once NotifyReady is sent: replicate own OUT_OF_DATE cells (storage.md §5). */
+  startReplication(): void {
+    assert(this.operational && this.replicator === null, 'replication started twice');
+    this.replicator = new Replicator(this);
+    this.replicator.start();
+  }
+
+  /** An outgoing connection to a peer (a replication source), closed when operation stops. */
+  adoptConnection(conn: Connection): void {
+    this.#connections.add(conn);
+  }
+
   /** Back to the initialisation phase: peers are disconnected, pending transactions forgotten. */
   stopOperation(): void {
     if (this.operational) this.logger.info('operation stopped');
     this.operational = false;
+    this.replicator?.stop();
+    this.replicator = null;
     for (const conn of this.#connections) conn.close();
     this.#connections.clear();
     for (const node of this.nodes.all()) node.connection = null;
@@ -320,6 +338,7 @@ export class StorageApp {
     if (this.operational) this.tm.discarded(dropped);
     else backend.dropPartitionsTemporary(dropped);
     backend.commit();
+    if (!reset) this.replicator?.partitionsChanged(cells);
     if (dropped.length > 0 && this.config.disableDropPartitions !== true) {
       for (const p of dropped) if (!this.#dropQueue.includes(p)) this.#dropQueue.push(p);
       this.#scheduleDrop();

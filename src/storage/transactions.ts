@@ -61,8 +61,11 @@ interface DelayedRequest {
 export interface TransactionManagerHooks {
   /** Sends NotifyDeadlock(ttid, oid) to the client owning the younger transaction. */
   notifyDeadlock(clientNid: number | null, ttid: Buffer, oid: Buffer): void;
-  /** Whether this node is replicating the partition (writes there are lockless). */
-  isReplicating(partition: number): boolean;
+  /**
+   * A replicated partition has no lockless store left: tell the master (NotifyReplicationDone),
+   * which makes the cell UP_TO_DATE (transactions.md §5.3).
+   */
+  notifyReplicationDone(partition: number, tid: Buffer): void;
 }
 
 const hex = (id: Buffer) => id.toString('hex');
@@ -79,6 +82,13 @@ export class TransactionManager {
   #readQueue: DelayedRequest[] = [];
   #retrying = false;
   #retryAgain = false;
+  /** Partitions being replicated here: writes to them are accepted without lock (§5.3). */
+  readonly #replicating = new Set<number>();
+  /**
+   * Partitions replicated but not UP_TO_DATE yet: the TID to report (null once reported). Their
+   * data is complete, so locks are taken again, reading the cell as if it were readable.
+   */
+  readonly #replicated = new Map<number, Buffer | null>();
 
   constructor(backend: Backend, hooks: TransactionManagerHooks) {
     this.#backend = backend;
@@ -115,7 +125,7 @@ export class TransactionManager {
    */
   #lockObject(txn: Transaction, serial: Buffer, oid: Buffer): 'locked' | 'lockless' | Delayed | Buffer {
     const key = hex(oid);
-    if (this.#hooks.isReplicating(this.#partition(oid))) {
+    if (this.#replicating.has(this.#partition(oid))) {
       txn.lockless.add(key);
       return 'lockless';
     }
@@ -143,11 +153,20 @@ export class TransactionManager {
       previous = txn.stores.get(key)?.dataSerial ?? null;
       if (previous === null) return 'locked';
     } else {
-      previous = this.#backend.getLastObjectTID(oid);
+      previous = this.#lastObjectTID(oid);
     }
     if (previous !== null && !previous.equals(serial)) return previous;
     this.#writeLocks.set(key, hex(txn.ttid));
     return 'locked';
+  }
+
+  /** The latest serial of `oid`, also in a partition that is replicated but not readable yet. */
+  #lastObjectTID(oid: Buffer): Buffer | null {
+    const partition = this.#partition(oid);
+    if (this.#backend.isReadable(partition) || !this.#replicated.has(partition)) {
+      return this.#backend.getLastObjectTID(oid); // NonReadableCellError if neither
+    }
+    return this.#backend.withReplicated(partition, () => this.#backend.getLastObjectTID(oid));
   }
 
   /**
@@ -290,6 +309,7 @@ export class TransactionManager {
       if (this.#writeLocks.get(key) === ttidKey) this.#writeLocks.delete(key);
     }
     this.#transactions.delete(ttidKey);
+    if (this.#replicated.size > 0) this.#notifyReplicated();
     this.retryDelayed();
   }
 
@@ -308,11 +328,17 @@ export class TransactionManager {
     this.#readLocks.clear();
     this.#storeQueue = [];
     this.#readQueue = [];
+    this.#replicating.clear();
+    this.#replicated.clear();
   }
 
   /** Partitions discarded from this node: their locks and pending stores go (storage.md §4). */
   discarded(partitions: readonly number[]): void {
     if (partitions.length === 0) return;
+    for (const p of partitions) {
+      this.#replicating.delete(p);
+      this.#replicated.delete(p);
+    }
     const gone = new Set(partitions);
     const np = this.#backend.getNumPartitions();
     const inGone = (key: string) => gone.has(partitionOf(Buffer.from(key, 'hex'), np));
@@ -333,6 +359,71 @@ export class TransactionManager {
     this.#backend.dropPartitionsTemporary(partitions);
     this.#backend.releaseData(released, true);
     this.retryDelayed();
+  }
+
+  // --- Replication (transactions.md §5.3, storage.md §5.5) ------------------------------------
+
+  /** OUT_OF_DATE cells about to be replicated: from now on, writes there are lockless. */
+  replicating(partitions: readonly number[]): void {
+    for (const p of partitions) {
+      assert(!this.#replicated.has(p), `partition ${p} replicating while already replicated`);
+      this.#replicating.add(p);
+    }
+  }
+
+  /** Partitions that became readable (UP_TO_DATE or FEEDING) by the master's decision. */
+  readable(partitions: readonly number[]): void {
+    for (const p of partitions) this.#replicated.delete(p);
+  }
+
+  /**
+   * The partition has all data up to `tid` and waits for no unfinished transaction: its lockless
+   * stores become real locks, and the master is told once no OID is locked by several of them.
+   */
+  replicated(partition: number, tid: Buffer): void {
+    this.#replicating.delete(partition);
+    this.#replicated.set(partition, Buffer.from(tid));
+    this.#notifyReplicated();
+  }
+
+  #notifyReplicated(): void {
+    const notify = new Set<number>();
+    for (const [p, tid] of this.#replicated) if (tid !== null) notify.add(p);
+    if (notify.size === 0) return;
+    // By increasing TTID, so that the youngest of several lockless stores of an OID holds the lock
+    // (it delays new transactions); such a "multi-lock" postpones the notification.
+    const byTtid = [...this.#transactions.values()].sort((a, b) => compareIds(a.ttid, b.ttid));
+    for (const txn of byTtid) {
+      const ttidKey = hex(txn.ttid);
+      for (const key of txn.lockless) {
+        assert(txn.serials.has(key), 'lockless OID without a store or check');
+        const partition = this.#partition(Buffer.from(key, 'hex'));
+        if (this.#replicated.get(partition) == null) continue;
+        const holder = this.#writeLocks.get(key);
+        if (holder !== undefined && holder !== ttidKey) notify.delete(partition);
+        this.#writeLocks.set(key, ttidKey);
+      }
+    }
+    if (notify.size === 0) return;
+    for (const partition of notify) {
+      this.#hooks.notifyReplicationDone(partition, this.#replicated.get(partition)!);
+      this.#replicated.set(partition, null);
+    }
+    // Every OID of those partitions is now locked the normal way, conflicts checked on our data.
+    for (const [key, ttidKey] of [...this.#writeLocks]) {
+      const oid = Buffer.from(key, 'hex');
+      if (!notify.has(this.#partition(oid))) continue;
+      this.#writeLocks.delete(key);
+      const txn = this.#transactions.get(ttidKey);
+      assert(txn !== undefined, 'write lock held by an unknown transaction');
+      txn.lockless.delete(key);
+      const stored = txn.serials.get(key);
+      assert(stored !== undefined, 'write lock without a store or check');
+      const result = this.#lockObject(txn, stored.serial, oid);
+      assert(result !== DELAYED && result !== 'lockless', 'relock after replication must not wait');
+      // A conflict here drops the store on this node only: the client got its answer elsewhere.
+      if (Buffer.isBuffer(result)) this.#unstore(txn, key);
+    }
   }
 
   // --- Reads -----------------------------------------------------------------------------------

@@ -213,3 +213,77 @@ describe('connection bad input', () => {
     listener.close();
   });
 });
+
+describe('heartbeat: noticing a dead or hung peer', () => {
+  /** Timers that fire only when the test says so. */
+  function manualTimers() {
+    const periodic: (() => void)[] = [];
+    return {
+      timers: {
+        after: () => ({ cancel() {} }),
+        every: (_ms: number, fn: () => void) => {
+          periodic.push(fn);
+          return { cancel: () => void periodic.splice(periodic.indexOf(fn), 1) };
+        },
+      },
+      tick: async () => {
+        for (const fn of [...periodic]) fn();
+        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setImmediate(r));
+      },
+    };
+  }
+
+  async function setup(peer: (stream: Stream) => void) {
+    const transport = memoryNetwork({ schedule: setImmediate }).transport();
+    const listener = await transport.listen({ host: '127.0.0.1', port: 0 }, peer);
+    const { timers, tick } = manualTimers();
+    let closedWith: Error | undefined | null = null;
+    const connection = new Connection({
+      stream: transport.connect(listener.address),
+      handler: { connectionClosed: (_c, error) => void (closedWith = error), NotifyReady: () => {} },
+      logger: recordingLogger(),
+      label: 'watched',
+      heartbeat: { timers, intervalMs: 1000, timeoutMs: 3000 },
+    });
+    return { connection, tick, closed: () => closedWith, close: () => listener.close() };
+  }
+
+  it('keeps a connection whose peer answers Ping (NEO nodes answer it in every state)', async () => {
+    const { connection, tick, close } = await setup((stream) => {
+      new Connection({ stream, handler: {}, logger: recordingLogger(), label: 'peer' });
+    });
+    for (let i = 0; i < 20; i++) await tick();
+    assert.equal(connection.isClosed, false);
+    connection.close();
+    close();
+  });
+
+  it('closes a connection whose peer stays silent, failing its pending requests', async () => {
+    const { connection, tick, closed, close } = await setup((stream) => {
+      stream.setHandlers({ data: () => {}, close: () => {} }); // accepts, never answers
+    });
+    const failed = assert.rejects(connection.request('AskLastTransaction', []), /connection closed/);
+    for (let i = 0; i < 5 && !connection.isClosed; i++) await tick();
+    assert.equal(connection.isClosed, true);
+    assert.match(String(closed()), /peer silent for 3\.0 s/);
+    await failed;
+    close();
+  });
+
+  it('never declares a peer dead while it keeps sending, even without answering Ping', async () => {
+    let peerStream: Stream | undefined;
+    const { connection, tick, close } = await setup((stream) => {
+      peerStream = stream;
+      stream.setHandlers({ data: () => {}, close: () => {} });
+      stream.write(Buffer.from('92a34e454f05', 'hex'));
+    });
+    for (let i = 0; i < 20; i++) {
+      peerStream?.write(encodePacket(i, 'NotifyReady', []));
+      await tick();
+    }
+    assert.equal(connection.isClosed, false);
+    connection.close();
+    close();
+  });
+});

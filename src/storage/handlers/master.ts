@@ -159,6 +159,7 @@ export class MasterHandler implements Handler {
     if (this.app.operational) return;
     this.app.startOperation();
     conn.notify('NotifyReady', []);
+    this.app.startReplication();
   }
 
   StopOperation(): void {
@@ -178,10 +179,17 @@ export class MasterHandler implements Handler {
   }
 
   AbortTransaction(_conn: Connection, ttid: Buffer): void {
-    if (this.app.operational) this.app.tm.abort(ttid);
+    this.#transactionFinished(ttid, null);
   }
 
-  NotifyTransactionFinished(_conn: Connection, ttid: Buffer): void {
-    if (this.app.operational) this.app.tm.abort(ttid);
+  /** A transaction pending when we asked for unfinished ones ended (storage.md §5.2). */
+  NotifyTransactionFinished(_conn: Connection, ttid: Buffer, tid: Buffer): void {
+    this.#transactionFinished(ttid, tid);
+  }
+
+  #transactionFinished(ttid: Buffer, tid: Buffer | null): void {
+    if (!this.app.operational) return;
+    this.app.tm.abort(ttid);
+    this.app.replicator?.transactionFinished(ttid, tid);
   }
 }

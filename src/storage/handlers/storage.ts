@@ -1,14 +1,21 @@
-// Packets from other storage nodes (replication and replica checks, storage.md §5-§6). Being a
-// replication source is not implemented yet: those requests are refused with an explicit error, so
-// the fetching node fails its replication instead of waiting forever.
+// Connections with other storage nodes, in both directions (storage.md §5-§6): as a replication
+// source this node streams AddTransaction / AddObject under the id of the request, then answers;
+// it also answers replica checks. As a fetching node it stores what its source streams (the
+// replicator decides whether a packet belongs to the replication in progress).
 
 import type { Connection, Handler } from '../../net/connection.js';
-import { ErrorCodes } from '../../protocol/enums.js';
-import { NeoError } from '../../protocol/errors.js';
+import { CellStates, ErrorCodes } from '../../protocol/enums.js';
+import { NeoError, protocolError } from '../../protocol/errors.js';
+import { ZERO_HASH, ZERO_TID } from '../../protocol/ids.js';
+import type { ArgsOf, PacketName } from '../../protocol/packets.js';
+import { cellStateOf } from '../backends/backend.js';
 import type { StorageApp } from '../app.js';
 import { peerNid } from './client.js';
 
-const notImplemented = (what: string) => new NeoError(ErrorCodes.BACKEND_NOT_IMPLEMENTED, `not implemented: ${what}`);
+/** Bound on the items a peer may ask for in one replication or check request. */
+const MAX_REQUEST_LENGTH = 1_000_000;
+
+type ObjectKeys = ArgsOf<'AskFetchObjects'>[5];
 
 export class StorageHandler implements Handler {
   readonly app: StorageApp;
@@ -21,6 +28,7 @@ export class StorageHandler implements Handler {
     const nid = peerNid(conn);
     const node = nid === null ? undefined : this.app.nodes.byNid(nid);
     if (node?.connection === conn) node.connection = null;
+    this.app.replicator?.connectionLost(conn);
   }
 
   Ping(conn: Connection): void {
@@ -31,19 +39,131 @@ export class StorageHandler implements Handler {
     conn.close();
   }
 
-  AskFetchTransactions(): void {
-    throw notImplemented('replication source (AskFetchTransactions)');
+  // --- Replication source (storage.md §5.4) ---------------------------------------------------
+
+  /** The request is answered later with `name`, or an Error if it failed meanwhile. */
+  #whenUnlocked<N extends PacketName>(conn: Connection, maxTid: Buffer, name: N, run: (msgId: number) => ArgsOf<N>): void {
+    const { tm } = this.app;
+    const msgId = conn.peerMsgId;
+    const attempt = (): boolean => {
+      if (conn.isClosed) return true;
+      // A transaction locked here with TID ≤ maxTid is not fully visible yet: wait for its unlock.
+      if (tm.isLockedTid(maxTid)) return false;
+      try {
+        conn.answerTo(msgId, name, run(msgId));
+      } catch (error) {
+        if (!(error instanceof NeoError)) throw error;
+        conn.answerError(error.code, error.message, msgId);
+      }
+      return true;
+    };
+    if (!attempt()) tm.delayRead(attempt);
   }
 
-  AskFetchObjects(): void {
-    throw notImplemented('replication source (AskFetchObjects)');
+  AskFetchTransactions(
+    conn: Connection, partition: number, length: number, minTid: Buffer, maxTid: Buffer, knownTids: Buffer[],
+    askPackInfo: boolean,
+  ): void {
+    this.#checkReadable(partition, ErrorCodes.REPLICATION_ERROR);
+    checkLength(length);
+    const { backend } = this.app;
+    this.#whenUnlocked(conn, maxTid, 'AnswerFetchTransactions', (msgId) => {
+      this.#checkReadable(partition, ErrorCodes.REPLICATION_ERROR);
+      const known = new Set(knownTids.map((tid) => tid.toString('hex')));
+      const completedPack = askPackInfo ? backend.getPackedIDs(false).get(partition) ?? ZERO_TID : null;
+      const tids = backend.getReplicationTIDList(minTid, maxTid, length + 1, partition);
+      const nextTid = tids.length > length ? tids.pop()! : null;
+      for (const tid of tids) {
+        if (known.delete(tid.toString('hex'))) continue;
+        const txn = backend.getTransaction(tid);
+        if (txn === null) throw new NeoError(ErrorCodes.REPLICATION_ERROR, `partition ${partition} dropped`);
+        const { pack } = txn;
+        conn.answerTo(msgId, 'AddTransaction', [tid, txn.user, txn.description, txn.ext, txn.packed, txn.ttid, [...txn.oids],
+          pack === null ? null : [pack.approved, pack.partial, pack.oids === null ? null : [...pack.oids], pack.packTid]]);
+      }
+      const toDelete = [...known].map((key) => Buffer.from(key, 'hex'));
+      return [nextTid, toDelete, completedPack];
+    });
   }
 
-  AskCheckTIDRange(): void {
-    throw notImplemented('replica check (AskCheckTIDRange)');
+  AskFetchObjects(
+    conn: Connection, partition: number, length: number, minTid: Buffer, maxTid: Buffer, minOid: Buffer,
+    known: ObjectKeys,
+  ): void {
+    this.#checkReadable(partition, ErrorCodes.REPLICATION_ERROR);
+    checkLength(length);
+    const { tm, backend } = this.app;
+    if (tm.isLockedTid(maxTid)) throw protocolError('transactions must be fetched before objects');
+    // serial (hex) → [serial, OIDs (hex) the fetching node already has]
+    const remaining = new Map<string, [Buffer, Set<string>]>();
+    for (const [serial, oids] of known) {
+      remaining.set(serial.toString('hex'), [serial, new Set(oids.map((oid) => oid.toString('hex')))]);
+    }
+    const keys = backend.getReplicationObjectList(minTid, maxTid, length + 1, partition, minOid);
+    const next = keys.length > length ? keys.pop()! : null;
+    const msgId = conn.peerMsgId;
+    for (const { serial, oid } of keys) {
+      const entry = remaining.get(serial.toString('hex'));
+      if (entry !== undefined && entry[1].delete(oid.toString('hex'))) {
+        if (entry[1].size === 0) remaining.delete(serial.toString('hex'));
+        continue;
+      }
+      const record = backend.fetchObject(oid, serial);
+      if (record === null) throw new NeoError(ErrorCodes.REPLICATION_ERROR, `partition ${partition} dropped or truncated`);
+      // No data (deletion, undone creation) travels as compression 0, zero checksum, no bytes.
+      const compression = record.compression ?? 0;
+      const checksum = record.compression === null ? ZERO_HASH : record.checksum;
+      conn.answerTo(msgId, 'AddObject', [oid, serial, compression, checksum, record.data, record.dataSerial]);
+    }
+    const toDelete: ObjectKeys = new Map();
+    for (const [serial, oids] of remaining.values()) toDelete.set(serial, [...oids].map((key) => Buffer.from(key, 'hex')));
+    conn.answer('AnswerFetchObjects', [next?.serial ?? null, next?.oid ?? null, toDelete]);
   }
 
-  AskCheckSerialRange(): void {
-    throw notImplemented('replica check (AskCheckSerialRange)');
+  /** REPLICATION_ERROR unless our cell is readable; CHECKING_ERROR unless it is not out of date. */
+  #checkReadable(partition: number, code: typeof ErrorCodes.REPLICATION_ERROR | typeof ErrorCodes.CHECKING_ERROR): void {
+    const { app } = this;
+    const cell = app.backend.getPartitionTable().find((c) => c.partition === partition && c.nid === app.nid);
+    const ok = cell !== undefined && (code === ErrorCodes.REPLICATION_ERROR
+      ? app.backend.isReadable(partition)
+      : cellStateOf(cell.tid) !== CellStates.OUT_OF_DATE);
+    if (!ok) throw new NeoError(code, `partition ${partition} not readable`);
   }
+
+  // --- Replica checks (storage.md §6) -----------------------------------------------------------
+
+  AskCheckTIDRange(conn: Connection, partition: number, length: number, minTid: Buffer, maxTid: Buffer): void {
+    this.#checkReadable(partition, ErrorCodes.CHECKING_ERROR);
+    checkLength(length);
+    this.#whenUnlocked(conn, maxTid, 'AnswerCheckTIDRange', () => {
+      const { count, tidChecksum, maxTid: last } = this.app.backend.checkTIDRange(partition, length, minTid, maxTid);
+      return [count, tidChecksum, last];
+    });
+  }
+
+  AskCheckSerialRange(
+    conn: Connection, partition: number, length: number, minTid: Buffer, maxTid: Buffer, minOid: Buffer,
+  ): void {
+    this.#checkReadable(partition, ErrorCodes.CHECKING_ERROR);
+    checkLength(length);
+    if (this.app.tm.isLockedTid(maxTid)) throw protocolError('transactions must be checked before objects');
+    const r = this.app.backend.checkSerialRange(partition, length, minTid, maxTid, minOid);
+    conn.answer('AnswerCheckSerialRange', [r.count, r.tidChecksum, r.maxTid, r.oidChecksum, r.maxOid]);
+  }
+
+  // --- Fetching side (storage.md §5.4): what the source streams --------------------------------
+
+  AddTransaction(conn: Connection, ...args: ArgsOf<'AddTransaction'>): void {
+    const replicator = this.app.replicator;
+    if (replicator?.isReplicatingConnection(conn)) replicator.addTransaction(...args);
+  }
+
+  AddObject(conn: Connection, ...args: ArgsOf<'AddObject'>): void {
+    const replicator = this.app.replicator;
+    if (replicator?.isReplicatingConnection(conn)) replicator.addObject(...args);
+  }
+}
+
+function checkLength(length: number): void {
+  if (!Number.isInteger(length) || length < 0 || length > MAX_REQUEST_LENGTH) throw protocolError(`invalid length ${length}`);
 }
