@@ -51,9 +51,16 @@ export interface OpenStorageOptions {
   logger?: Logger;
   /** Reject after this long without a usable primary master (default: wait, as NEO). */
   openTimeoutMs?: number;
+  /**
+   * Close a connection whose peer (master or storage) sent nothing for this long, after a
+   * Ping; 0 relies on TCP keep-alive only, as NEO. Default 10 s.
+   */
+  peerTimeoutMs?: number;
   /** A ready environment (tests); by default the real one (TCP, or TLS for neos://). */
   env?: Env;
 }
+
+const DEFAULT_PEER_TIMEOUT_MS = 10_000;
 
 /**
  * Opens a NEO storage from a zodburi-style URI, `neo://CLUSTER@HOST:PORT[,HOST:PORT...]?opts` or
@@ -64,6 +71,7 @@ export async function openStorage(uri: string, options: OpenStorageOptions = {})
   const parsed = parseNeoUri(uri, process.env);
   const env = options.env ?? createRealEnv({
     logger: options.logger ?? createLogger({ level: 'warn' }),
+    peerTimeoutMs: options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
     ...(parsed.tls === null ? {} : { tls: parsed.tls }),
   });
   const storage = new NeoStorage({

@@ -7,7 +7,7 @@ import { formatAddress } from '../core/address.js';
 import type { Address, Env, Listener, Logger, TimerHandle } from '../core/env.js';
 import { NodeTable, sameAddress } from '../core/node-table.js';
 import type { PartitionTable } from '../core/partition-table.js';
-import { Connection } from '../net/connection.js';
+import { Connection, heartbeatFor } from '../net/connection.js';
 import { ClusterStates, NodeStates, NodeTypes } from '../protocol/enums.js';
 import type { CellState, ClusterState } from '../protocol/enums.js';
 import { nidToString } from '../protocol/ids.js';
@@ -174,6 +174,7 @@ export class AdminApp {
       handler: new IdentificationHandler(this),
       logger: this.logger,
       label: `master ${formatAddress(address)}`,
+      heartbeat: heartbeatFor(this.env),
     });
     this.#connecting = conn;
     const backup = (this.config.monitorBackup ?? []).map((name) => Buffer.from(name, 'utf8'));

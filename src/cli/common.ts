@@ -15,6 +15,7 @@ export interface Stoppable {
 }
 
 interface CommonConfig {
+  readonly peerTimeout?: number | undefined;
   readonly logfile?: string | undefined;
   readonly ca?: string | undefined;
   readonly cert?: string | undefined;
@@ -51,7 +52,11 @@ export function daemonEnv(role: string, config: CommonConfig): Env {
     config.ca !== undefined && config.cert !== undefined && config.key !== undefined
       ? { ca: readFileSync(config.ca), cert: readFileSync(config.cert), key: readFileSync(config.key) }
       : undefined;
-  return createRealEnv({ logger, ...(tls ? { tls } : {}) });
+  return createRealEnv({
+    logger,
+    ...(tls ? { tls } : {}),
+    ...(config.peerTimeout !== undefined ? { peerTimeoutMs: config.peerTimeout * 1000 } : {}),
+  });
 }
 
 /** Starts a daemon and stops it cleanly on SIGINT/SIGTERM; a failed start exits with 1. */

@@ -8,6 +8,8 @@ import { tlsTransport } from '../net/tls.js';
 import type { TlsCredentials } from '../net/tls.js';
 
 export interface RealEnvOptions {
+  /** See Env.peerTimeoutMs. */
+  peerTimeoutMs?: number;
   /** Default: createLogger() (stderr, level info). */
   logger?: Logger;
   /** The transport to use; when absent, TLS if `tls` is given, plain TCP otherwise. */
@@ -20,5 +22,12 @@ export function createRealEnv(options: RealEnvOptions = {}): Env {
   const transport =
     options.transport ??
     (options.tls !== undefined ? tlsTransport({ ...options.tls, logger }) : tcpTransport({ logger }));
-  return { clock: realClock(), timers: realTimers(), random: realRandom(), transport, logger };
+  return {
+    clock: realClock(),
+    timers: realTimers(),
+    random: realRandom(),
+    transport,
+    logger,
+    ...(options.peerTimeoutMs !== undefined ? { peerTimeoutMs: options.peerTimeoutMs } : {}),
+  };
 }

@@ -12,7 +12,7 @@ import { formatAddress } from '../core/address.js';
 import { NodeTable, sameAddress } from '../core/node-table.js';
 import type { NodeEntry } from '../core/node-table.js';
 import { PartitionTable } from '../core/partition-table.js';
-import { Connection, ConnectionClosedError } from '../net/connection.js';
+import { Connection, ConnectionClosedError, heartbeatFor } from '../net/connection.js';
 import type { Packet } from '../protocol/codec.js';
 import { ErrorCodes, NodeStates, NodeTypes } from '../protocol/enums.js';
 import { NeoError, errorFromCode } from '../protocol/errors.js';
@@ -349,6 +349,7 @@ export class NeoStorage implements ClientApp {
       handler: masterBootstrapHandler(this),
       logger: this.logger,
       label,
+      heartbeat: heartbeatFor(this.env),
     });
     let done = false;
     const fail = (why: string): void => {
@@ -532,6 +533,7 @@ export class NeoStorage implements ClientApp {
         handler: storageHandler(this),
         logger: this.logger,
         label: `storage ${nidToString(nid)} ${formatAddress(address)}`,
+        heartbeat: heartbeatFor(this.env),
       });
       const args: ArgsOf<'RequestIdentification'> = [NodeTypes.CLIENT, this.nid, null, this.clusterName, this.idTimestamp, new Map()];
       conn.ask('RequestIdentification', args, (answer) => {

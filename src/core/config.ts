@@ -561,6 +561,11 @@ function serverOptions(section: string, bind: string, masters: string) {
       name: 'dynamic-master-list', short: 'D', type: 'path', metavar: 'PATH',
       help: 'JSON file of the known master addresses, kept up to date by this node',
     },
+    {
+      name: 'peer-timeout', type: 'float', default: '10', min: 0, metavar: 'SECONDS',
+      help: 'close a connection whose peer sent nothing for this long, after a Ping'
+        + ' (NEO/TS extension; 0: rely on TCP keep-alive only, as NEO)',
+    },
   ] as const satisfies readonly OptionSpec[];
 }
 

@@ -88,4 +88,9 @@ export interface Env {
   readonly random: Random;
   readonly transport: Transport;
   readonly logger: Logger;
+  /**
+   * How long a peer may stay silent before its connection is closed (Ping is sent first);
+   * undefined or 0: rely on TCP keep-alive only, as NEO does.
+   */
+  readonly peerTimeoutMs?: number;
 }

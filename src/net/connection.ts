@@ -3,7 +3,7 @@
 // Error packets, and dispatch of incoming packets to handler methods named after them.
 // Everything runs to completion inside the stream's data callback: no awaits.
 
-import type { Address, Logger, Stream, TimerHandle, Timers } from '../core/env.js';
+import type { Address, Env, Logger, Stream, TimerHandle, Timers } from '../core/env.js';
 import {
   BadArgumentsError,
   HandshakeError,
@@ -63,6 +63,13 @@ export interface ConnectionOptions {
   label: string;
   maxPacketBytes?: number;
   heartbeat?: Heartbeat;
+}
+
+/** The heartbeat of a node's connections, from its environment (none if not configured). */
+export function heartbeatFor(env: Env): Heartbeat | undefined {
+  const timeoutMs = env.peerTimeoutMs;
+  if (timeoutMs === undefined || timeoutMs <= 0) return undefined;
+  return { timers: env.timers, intervalMs: Math.max(250, timeoutMs / 4), timeoutMs };
 }
 
 /** The peer sent nothing (not even a Pong) for the heartbeat's timeout. */

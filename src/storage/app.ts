@@ -8,7 +8,7 @@ import { formatAddress } from '../core/address.js';
 import type { StorageConfig } from '../core/config.js';
 import type { Address, Env, Listener, Logger, Stream, TimerHandle } from '../core/env.js';
 import { NodeTable } from '../core/node-table.js';
-import { Connection } from '../net/connection.js';
+import { Connection, heartbeatFor } from '../net/connection.js';
 import type { Handler } from '../net/connection.js';
 import type { Packet } from '../protocol/codec.js';
 import { NodeTypes } from '../protocol/enums.js';
@@ -170,7 +170,9 @@ export class StorageApp {
   #accept(stream: Stream): void {
     for (const conn of this.#connections) if (conn.isClosed) this.#connections.delete(conn);
     const label = stream.remoteAddress === null ? 'incoming' : formatAddress(stream.remoteAddress);
-    const conn = new Connection({ stream, handler: new IdentificationHandler(this), logger: this.logger, label });
+    const conn = new Connection({
+      stream, handler: new IdentificationHandler(this), logger: this.logger, label, heartbeat: heartbeatFor(this.env),
+    });
     this.#connections.add(conn);
   }
 
@@ -187,7 +189,9 @@ export class StorageApp {
     }
     const label = `master ${formatAddress(address)}`;
     const bootstrap = new MasterBootstrapHandler(this);
-    const conn = new Connection({ stream: this.env.transport.connect(address), handler: bootstrap, logger: this.logger, label });
+    const conn = new Connection({
+      stream: this.env.transport.connect(address), handler: bootstrap, logger: this.logger, label, heartbeat: heartbeatFor(this.env),
+    });
     const extra = new Map<string, unknown>([['devpath', this.#devpath()], ['new_nid', []]]);
     conn.ask('RequestIdentification', [NodeTypes.STORAGE, this.nid, this.address, this.clusterName, null, extra],
       (answer) => this.#identified(conn, answer));

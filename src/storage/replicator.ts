@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import type { TimerHandle } from '../core/env.js';
 import type { NodeEntry } from '../core/node-table.js';
-import { Connection } from '../net/connection.js';
+import { Connection, heartbeatFor } from '../net/connection.js';
 import type { Packet } from '../protocol/codec.js';
 import { CellStates, NodeStates, NodeTypes } from '../protocol/enums.js';
 import { errorFromCode } from '../protocol/errors.js';
@@ -239,6 +239,7 @@ export class Replicator {
       handler: new StorageHandler(app),
       logger: app.logger,
       label: `storage ${nidToString(node.nid!)}`,
+      heartbeat: heartbeatFor(app.env),
     });
     app.adoptConnection(conn);
     current.conn = conn;
