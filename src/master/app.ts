@@ -40,6 +40,12 @@ const TIMESTAMP_STEP_SECONDS = 0.001;
 const STOP_FLUSH_TIMEOUT_MS = 5_000;
 /** Bound on client requests waiting for storages to be ready. */
 const MAX_DELAYED_BEGINS = 10_000;
+/** The states `neoctl set cluster` may ask for, and the states each may be reached from. */
+const STATE_WORKFLOW: ReadonlyMap<ClusterState, readonly ClusterState[]> = new Map([
+  [ClusterStates.VERIFYING, [ClusterStates.RECOVERING]],
+  [ClusterStates.STARTING_BACKUP, [ClusterStates.RUNNING, ClusterStates.STOPPING_BACKUP]],
+  [ClusterStates.STOPPING_BACKUP, [ClusterStates.BACKINGUP, ClusterStates.STARTING_BACKUP]],
+]);
 
 interface RecoveryState {
   /** The newest ptid reported by a storage, whose table is wanted. */
@@ -48,6 +54,8 @@ interface RecoveryState {
   askedNid: number | null;
   /** Other nodes that reported the target ptid. */
   readonly alternates: number[];
+  /** The truncate TID each storage reported in AnswerRecovery (null: none recorded). */
+  readonly truncateTids: Map<number, Buffer | null>;
 }
 
 interface DelayedBegin {
@@ -76,7 +84,13 @@ export class MasterApp {
   private phase = 0;
   /** Whether recovery may start a cluster that is not complete (neoctl start, cluster.md §7.2). */
   private startupAllowed = false;
-  private recovery: RecoveryState = { targetPtid: null, askedNid: null, alternates: [] };
+  private recovery: RecoveryState = { targetPtid: null, askedNid: null, alternates: [], truncateTids: new Map() };
+  /**
+   * The TID the database is being truncated after (storage.md §7), from `neoctl truncate` or
+   * adopted with the partition table at recovery; cleared once verification asked the last ids,
+   * which is when storages truncate.
+   */
+  private truncateTid: Buffer | null = null;
   /** Storages that may get cells: those of the table and those added since (cluster.md §10.1). */
   private readonly ptMembers = new Set<number>();
   /** Readiness number of each ready storage (cluster.md §9.1). */
@@ -358,6 +372,7 @@ export class MasterApp {
     this.ready.delete(nid);
     this.starting.delete(nid);
     if (this.clusterState === ClusterStates.RECOVERING) {
+      this.recovery.truncateTids.delete(nid);
       node.state = NodeStates.DOWN;
       this.broadcastNodes([node]);
       if (this.recovery.askedNid === nid) {
@@ -377,6 +392,11 @@ export class MasterApp {
     if (node.state !== NodeStates.RUNNING) return;
     node.state = NodeStates.DOWN;
     this.broadcastNodes([node]);
+    // Every node of the table must truncate: start again and wait for this one to come back.
+    if (this.truncateTid !== null) {
+      this.leaveOperation();
+      return;
+    }
     this.broadcastPartitionChanges(outdateNode(this.pt, nid, this.isRunning));
     this.tm.forgetStorage(nid);
     if (!this.pt.operational(this.isRunning)) {
@@ -402,7 +422,7 @@ export class MasterApp {
   private startRecovery(): void {
     this.setClusterStateAndNotify(ClusterStates.RECOVERING);
     this.tm.reset();
-    this.recovery = { targetPtid: null, askedNid: null, alternates: [] };
+    this.recovery = { targetPtid: null, askedNid: null, alternates: [], truncateTids: new Map() };
     for (const storage of this.identifiedStorages()) this.askRecovery(storage);
     this.checkRecovery();
   }
@@ -411,7 +431,8 @@ export class MasterApp {
     const phase = this.phase;
     node.connection!.ask('AskRecovery', [], (answer) => {
       if (this.phase !== phase || answer === null || answer.info.name !== 'AnswerRecovery') return;
-      const [ptid] = answer.args as ArgsOf<'AnswerRecovery'>;
+      const [ptid, , truncateTid] = answer.args as ArgsOf<'AnswerRecovery'>;
+      this.recovery.truncateTids.set(node.nid!, truncateTid);
       this.recoveryAnswered(node, ptid);
     });
   }
@@ -451,6 +472,8 @@ export class MasterApp {
       if (ptid !== this.recovery.targetPtid) return;
       this.recovery.askedNid = null;
       this.loadPartitionTable(ptid, numReplicas, rows);
+      // A truncation interrupted by a restart of the master goes on (cluster.md §7.1).
+      this.truncateTid = this.recovery.truncateTids.get(node.nid!) ?? null;
       this.checkRecovery();
     });
   }
@@ -482,8 +505,13 @@ export class MasterApp {
     if (this.pt.ptid !== null) {
       const pendingNids = new Set(pending.map((node) => node.nid!));
       if (!this.pt.operational((nid) => pendingNids.has(nid))) return;
-      const readableNids = new Set(this.pt.rows.flatMap((row) => row.filter((c) => isReadable(c.state)).map((c) => c.nid)));
-      if (!this.startupAllowed && [...readableNids].some((nid) => !pendingNids.has(nid))) return;
+      if (!this.startupAllowed) {
+        // Like `mdadm --assemble --no-degraded`; every node of the table must truncate.
+        const required = this.truncateTid !== null
+          ? this.pt.nodeIds()
+          : this.pt.rows.flatMap((row) => row.filter((c) => isReadable(c.state)).map((c) => c.nid));
+        if (required.some((nid) => !pendingNids.has(nid))) return;
+      }
       started = pending.filter((node) => this.ptMembers.has(node.nid!));
     } else {
       const autostart = this.config.autostart;
@@ -491,7 +519,28 @@ export class MasterApp {
       started = pending;
     }
     if (started.length === 0 || started.some((node) => node.connection!.pendingRequests > 0)) return;
+    if (this.pt.ptid !== null && this.sendTruncateToLaggards()) return;
     this.endRecovery(started);
+  }
+
+  /**
+   * While a truncation is pending, the storages that did not record it (or recorded a later
+   * TID) are told again and asked AskRecovery again; true if any was (cluster.md §7.2 rule 4).
+   */
+  private sendTruncateToLaggards(): boolean {
+    const tid = this.truncateTid;
+    if (tid === null) return false;
+    const laggards = this.identifiedStorages().filter((node) => {
+      if (!this.recovery.truncateTids.has(node.nid!)) return false;
+      const recorded = this.recovery.truncateTids.get(node.nid!) ?? null;
+      return recorded === null || compareIds(tid, recorded) < 0;
+    });
+    for (const node of laggards) {
+      this.recovery.truncateTids.delete(node.nid!);
+      node.connection!.notify('Truncate', [tid]);
+      this.askRecovery(node);
+    }
+    return laggards.length > 0;
   }
 
   private endRecovery(started: Node[]): void {
@@ -593,14 +642,16 @@ export class MasterApp {
     let lastTid: Buffer | null = null;
     let lastOid: Buffer | null = null;
     let firstTid: Buffer = MAX_TID;
-    const running = this.identifiedStorages().filter((node) => node.state === NodeStates.RUNNING);
-    this.askAll(running, 'AskLastIDs', [], (_node, args) => {
+    // Pending storages are asked too: this is where every storage applies a recorded truncation.
+    this.askAll(this.identifiedStorages(), 'AskLastIDs', [], (_node, args) => {
       const [tid, oid, first] = args as ArgsOf<'AnswerLastIDs'>;
       if (tid !== null && (lastTid === null || compareIds(tid, lastTid) > 0)) lastTid = tid;
       if (oid !== null && (lastOid === null || compareIds(oid, lastOid) > 0)) lastOid = oid;
       if (compareIds(first, firstTid) < 0) firstTid = first;
     }, () => {
       this.tm.setLastIds(lastTid, lastOid, firstTid);
+      if (this.truncateTid !== null) this.logger.info(`database truncated after ${tidToHex(this.truncateTid)}`);
+      this.truncateTid = null;
       this.askPackOrders();
     });
   }
@@ -650,12 +701,16 @@ export class MasterApp {
     this.retryDelayedBegins();
   }
 
-  /** The cluster stops being operational: back to recovery (cluster.md §9.3). */
-  private leaveOperation(): void {
+  /**
+   * The cluster stops being operational, or a truncation after `truncate` was requested: back
+   * to recovery (cluster.md §9.3).
+   */
+  private leaveOperation(truncate: Buffer | null = null): void {
     this.logger.warn('cluster no longer operational');
     for (const peer of this.identified()) {
       if (peer.type === NodeTypes.STORAGE || peer.type === NodeTypes.CLIENT) peer.connection!.notify('StopOperation', []);
       if (peer.type === NodeTypes.CLIENT) peer.connection!.abort();
+      if (peer.type === NodeTypes.STORAGE && truncate !== null) peer.connection!.notify('Truncate', [truncate]);
     }
     const demoted = this.identifiedStorages().filter((node) => node.state === NodeStates.RUNNING);
     for (const node of demoted) node.state = NodeStates.PENDING;
@@ -664,7 +719,9 @@ export class MasterApp {
     this.starting.clear();
     this.delayedBegins = [];
     this.knownPackOrders = [];
-    this.startupAllowed = true;
+    if (truncate !== null) this.truncateTid = truncate;
+    // No automatic restart while truncating: all the nodes of the table must be back.
+    this.startupAllowed = this.truncateTid === null;
     this.startRecovery();
   }
 
@@ -885,22 +942,38 @@ export class MasterApp {
   // --- management (cluster.md §10, §12) -------------------------------------------------------
 
   setClusterState(conn: Connection, state: ClusterState): void {
-    if (state === ClusterStates.VERIFYING && this.clusterState === ClusterStates.RECOVERING) {
-      const storages = this.identifiedStorages();
-      if (storages.length === 0) throw new NeoError(ErrorCodes.DENIED, 'No storage node');
-      const busy = storages.find((node) => node.connection!.pendingRequests > 0);
-      if (busy !== undefined) throw new NeoError(ErrorCodes.DENIED, `node ${describeNode(busy)} is entering cluster`);
-      this.startupAllowed = true;
-      conn.answerError(ErrorCodes.ACK, 'Cluster state changed');
-      this.checkRecovery();
-      return;
+    if (state !== ClusterStates.STOPPING) {
+      const sources = STATE_WORKFLOW.get(state);
+      if (sources === undefined) throw new NeoError(ErrorCodes.DENIED, 'Invalid state requested');
+      if (!sources.includes(this.clusterState)) throw new NeoError(ErrorCodes.DENIED, 'Can not switch to this state');
     }
-    if (state === ClusterStates.STOPPING) {
-      conn.answerError(ErrorCodes.ACK, 'Cluster state changed');
-      this.stopCluster();
-      return;
+    switch (state) {
+      case ClusterStates.VERIFYING: {
+        const storages = this.identifiedStorages();
+        if (storages.length === 0) throw new NeoError(ErrorCodes.DENIED, 'Cannot exit recovery without any storage node');
+        const busy = storages.find((node) => node.connection!.pendingRequests > 0);
+        if (busy !== undefined) {
+          throw new NeoError(ErrorCodes.DENIED, `Cannot exit recovery now: node ${describeNode(busy)} is entering cluster`);
+        }
+        this.startupAllowed = true;
+        conn.answerError(ErrorCodes.ACK, 'Cluster state changed');
+        this.checkRecovery();
+        return;
+      }
+      case ClusterStates.STARTING_BACKUP:
+        if (this.tm.hasPending || this.identified().some((node) => node.type === NodeTypes.CLIENT)) {
+          throw new NeoError(ErrorCodes.DENIED,
+            `Can not switch to ${state.name} state with pending transactions or connected clients`);
+        }
+        throw new NeoError(ErrorCodes.DENIED, 'No upstream cluster to backup defined in configuration');
+      case ClusterStates.STOPPING:
+        conn.answerError(ErrorCodes.ACK, 'Cluster state changed');
+        this.stopCluster();
+        return;
+      default:
+        // STOPPING_BACKUP: its sources are backup states, which this master never enters.
+        throw new NeoError(ErrorCodes.DENIED, 'Can not switch to this state');
     }
-    throw new NeoError(ErrorCodes.DENIED, 'Can not switch to this state');
   }
 
   private stopCluster(): void {
@@ -932,14 +1005,15 @@ export class MasterApp {
     this.resolveStopped();
   }
 
-  private requireOperational(): void {
+  /** Refuses a request of neoctl outside RUNNING, with NEO's message naming its RPC. */
+  private requireRunning(rpc: string): void {
     if (this.clusterState !== ClusterStates.RUNNING) {
-      throw new NeoError(ErrorCodes.DENIED, `not allowed in cluster state ${this.clusterState.name}`);
+      throw new NeoError(ErrorCodes.DENIED, `${rpc} RPC can not be used in ${this.clusterState.name} state`);
     }
   }
 
   addPendingNodes(conn: Connection, nids: number[]): void {
-    this.requireOperational();
+    this.requireRunning('addPendingNodes');
     const added: Node[] = [];
     for (const nid of new Set(nids)) {
       const node = this.nodes.byNid(nid);
@@ -956,7 +1030,7 @@ export class MasterApp {
   }
 
   setNumReplicas(conn: Connection, numReplicas: number): void {
-    this.requireOperational();
+    this.requireRunning('setNumReplicas');
     if (!Number.isInteger(numReplicas) || numReplicas < 0) throw protocolError(`invalid number of replicas ${numReplicas}`);
     this.pt.numReplicas = numReplicas;
     this.broadcastPartitionChanges([], true);
@@ -964,7 +1038,7 @@ export class MasterApp {
   }
 
   tweakPartitionTable(dryRun: boolean, dropNids: number[]): ArgsOf<'AnswerTweakPartitionTable'> {
-    this.requireOperational();
+    this.requireRunning('tweakPartitionTable');
     const excluded = new Set(dropNids);
     for (const node of this.nodes.storages()) if (node.state === NodeStates.PENDING) excluded.add(node.nid!);
     const nids = [...new Set([...this.ptMembers, ...this.pt.nodeIds()])].filter((nid) => !excluded.has(nid)).sort((a, b) => a - b);
@@ -1043,6 +1117,91 @@ export class MasterApp {
         throw new NeoError(ErrorCodes.DENIED, `Refuse to drop nodes that contain the only readable copies of partition ${partition}`);
       }
     }
+  }
+
+  /**
+   * `neoctl truncate TID` (storage.md §7): once the checks pass, the cluster leaves service and
+   * storages record the truncation, which they apply when verification asks their last ids.
+   */
+  truncate(conn: Connection, tid: Buffer): void {
+    this.requireRunning('truncate');
+    if (compareIds(this.lastTransaction(), tid) <= 0) {
+      throw new NeoError(ErrorCodes.DENIED, 'Truncating after last transaction does nothing');
+    }
+    if (compareIds(this.tm.firstTid, tid) > 0) {
+      throw new NeoError(ErrorCodes.DENIED, 'Truncating before first transaction is probably not what you intended to do');
+    }
+    if (this.knownPackOrders.some((order) => order[1] === true && compareIds(order[0], tid) > 0)) {
+      throw new NeoError(ErrorCodes.DENIED, 'Can not truncate before an approved pack');
+    }
+    conn.answerError(ErrorCodes.ACK, '');
+    this.logger.warn(`truncating the database after ${tidToHex(tid)}`);
+    this.leaveOperation(tid);
+  }
+
+  /** `neoctl prune_orphan`: every listed storage must be identified, whatever its state (as NEO). */
+  repair(conn: Connection, nids: number[], dryRun: boolean): void {
+    const storages = nids.map((nid) => {
+      const node = this.nodes.byNid(nid);
+      if (node?.type !== NodeTypes.STORAGE || node.connection === null) {
+        throw new NeoError(ErrorCodes.DENIED, `invalid storage node ${nidToString(nid)}`);
+      }
+      return node;
+    });
+    for (const node of storages) node.connection!.notify('NotifyRepair', [dryRun]);
+    conn.answerError(ErrorCodes.ACK, '');
+  }
+
+  /**
+   * `neoctl check` (storage.md §6): for each partition with at least two readable cells, one of
+   * them checks the others. A node already checking another partition is preferred, so that the
+   * checks concentrate on few nodes; else the node of the last readable cell.
+   */
+  checkReplicas(conn: Connection, partitions: Map<number, number | null>, minTid: Buffer, maxTid: Buffer | null): void {
+    // Unlike NEO, refused outside RUNNING: storages only accept CheckPartition in operation.
+    this.requireRunning('checkReplicas');
+    const np = this.pt.numPartitions;
+    const sources = new Map<number, Address | null>();
+    for (const [partition, reference] of partitions) {
+      if (!Number.isInteger(partition) || partition < 0 || partition >= np) {
+        throw new NeoError(ErrorCodes.DENIED, `invalid partition ${partition}`);
+      }
+      if (reference === null) {
+        sources.set(partition, null);
+        continue;
+      }
+      const node = this.nodes.byNid(reference);
+      if (node?.type !== NodeTypes.STORAGE || node.address === null) {
+        throw new NeoError(ErrorCodes.DENIED, `invalid storage node ${nidToString(reference)}`);
+      }
+      sources.set(partition, node.address);
+    }
+    const max = maxTid ?? this.lastTransaction();
+    if (compareIds(minTid, max) > 0) {
+      this.logger.warn(`nothing to check: min_tid=${tidToHex(minTid)} > max_tid=${tidToHex(max)}`);
+      conn.answerError(ErrorCodes.ACK, '');
+      return;
+    }
+    const checkers = new Set<number>();
+    for (const [partition, source] of sources) {
+      const cells = this.pt.readableCells(partition).filter((cell) => this.isRunning(cell.nid));
+      if (cells.length <= 1) continue;
+      let checker = cells.find((cell) => checkers.has(cell.nid))?.nid;
+      if (checker === undefined) {
+        checker = cells.at(-1)!.nid;
+        checkers.add(checker);
+      }
+      this.logger.info(`${nidToString(checker)} checks partition ${partition}`
+        + ` from ${tidToHex(minTid)} to ${tidToHex(max)}`
+        + (source === null ? ' without reference' : ` against ${formatAddress(source)}`));
+      this.nodes.byNid(checker)!.connection!.notify('CheckPartition', [partition, ['', source], minTid, max]);
+    }
+    conn.answerError(ErrorCodes.ACK, '');
+  }
+
+  /** Corrupted cells are only reported: nothing can repair them (cluster.md CORRUPTED state). */
+  partitionCorrupted(partition: number, nids: number[]): void {
+    this.logger.error(`Partition ${partition} corrupted in: ${nids.map((nid) => nidToString(nid)).join(', ')}`);
   }
 
   flushLog(): void {

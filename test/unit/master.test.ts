@@ -10,8 +10,8 @@ import type { Handler } from '../../src/net/connection.js';
 import { memoryNetwork } from '../../src/net/memory.js';
 import type { MemoryNetwork } from '../../src/net/memory.js';
 import { CellStates, ClusterStates, ErrorCodes, NodeStates, NodeTypes } from '../../src/protocol/enums.js';
-import type { NodeType } from '../../src/protocol/enums.js';
-import { MAX_TID, ZERO_TID, compareIds, makeNid, p64, partitionOf } from '../../src/protocol/ids.js';
+import type { ClusterState, NodeType } from '../../src/protocol/enums.js';
+import { MAX_TID, ZERO_TID, compareIds, makeNid, p64, partitionOf, u64 } from '../../src/protocol/ids.js';
 import type { ArgsOf, PacketName } from '../../src/protocol/packets.js';
 import { recordingLogger } from '../helpers/logger.js';
 import { readTranscripts } from '../helpers/spec.js';
@@ -389,5 +389,170 @@ describe('master: partition table', () => {
     assert.equal(changes.length, 4);
     // Tweaking again changes nothing.
     assert.deepEqual(tweak(pt, [1, 2, 3]), []);
+  });
+});
+
+/** Commits a transaction storing `oid` through the fake client; returns its TID. */
+async function commit(c: FakePeer, oid: Buffer): Promise<Buffer> {
+  const [ttid] = (await c.conn.request('AskBeginTransaction', [null])) as [Buffer];
+  const [, tid] = (await c.conn.request('AskFinishTransaction', [ttid, [oid], [], [], null])) as [Buffer, Buffer];
+  return tid;
+}
+
+/**
+ * Makes a fake storage behave as storage.md §7 says: it records the TID of Truncate, reports it
+ * in AnswerRecovery, and truncates when asked its last ids. `ignoreFirst` drops the first
+ * Truncate, as a storage that missed it.
+ */
+function truncatingStorage(storage: FakePeer, master: MasterApp, firstTid: () => Buffer, ignoreFirst = false) {
+  const state = { recorded: null as Buffer | null, truncatedAt: null as Buffer | null, ignore: ignoreFirst };
+  storage.replies.set('Truncate', (_conn, tid: Buffer) => {
+    if (state.ignore) state.ignore = false;
+    else state.recorded = tid;
+  });
+  storage.replies.set('AskRecovery', (conn) => conn.answer('AnswerRecovery', [master.pt.ptid, null, state.recorded]));
+  storage.replies.set('AskLastIDs', (conn) => {
+    if (state.recorded !== null) [state.truncatedAt, state.recorded] = [state.recorded, null];
+    conn.notify('NotifyPackCompleted', [ZERO_TID]);
+    conn.answer('AnswerLastIDs', [state.truncatedAt, p64(3n), firstTid()]);
+  });
+  return state;
+}
+
+describe('master: truncate', () => {
+  it('refuses a truncation outside RUNNING, after the last or before the first transaction', async () => {
+    const { master, network, admin } = await runningCluster();
+    const c = await client(network, master);
+    const tid1 = await commit(c, p64(1n));
+    const tid2 = await commit(c, p64(2n));
+    await assert.rejects(admin.conn.request('Truncate', [tid2]), (error: any) =>
+      error.code === ErrorCodes.DENIED && error.message === 'Truncating after last transaction does nothing');
+    await assert.rejects(admin.conn.request('Truncate', [p64(u64(tid1) - 1n)]), (error: any) =>
+      error.code === ErrorCodes.DENIED
+      && error.message === 'Truncating before first transaction is probably not what you intended to do');
+    assert.equal(master.clusterState, ClusterStates.RUNNING);
+    master.stop();
+    const recovering = await startMaster();
+    const lone = new FakePeer(recovering.network, recovering.master);
+    await lone.identify(NodeTypes.ADMIN, null, 20100);
+    await assert.rejects(lone.conn.request('Truncate', [tid1]), (error: any) =>
+      error.code === ErrorCodes.DENIED && error.message === 'truncate RPC can not be used in RECOVERING state');
+    recovering.master.stop();
+  });
+
+  it('goes back through recovery, where storages truncate, and serves the truncated database', async () => {
+    const { master, network, s1, s2, admin } = await runningCluster();
+    const c = await client(network, master);
+    const tids: Buffer[] = [];
+    for (let i = 1n; i <= 3n; i++) tids.push(await commit(c, p64(i)));
+    const [tid1, tid2] = tids as [Buffer, Buffer];
+    const first = () => tid1;
+    const state1 = truncatingStorage(s1, master, first);
+    // S2 misses the first Truncate: recovery must tell it again before going on.
+    const state2 = truncatingStorage(s2, master, first, true);
+    const before = s1.received.length;
+    assert.deepEqual(await admin.conn.request('Truncate', [tid2]), [ErrorCodes.ACK.value, '']);
+    await until(() => c.closed, 'client disconnected');
+    await until(() => master.clusterState === ClusterStates.RUNNING && s1.received.length > before + 5, 'RUNNING again');
+    await until(() => s1.received.slice(before).some((p) => p.name === 'StartOperation'), 'StartOperation');
+    const names = s1.received.slice(before).map((p) => p.name).filter((name) => name !== 'NotifyNodeInformation');
+    const after = names.slice(names.indexOf('StopOperation'));
+    assert.deepEqual(after.slice(0, 4), ['StopOperation', 'Truncate', 'NotifyClusterInformation', 'AskRecovery']);
+    assert.deepEqual(s1.last('Truncate')!.args, [tid2]);
+    const truncates2 = s2.received.filter((p) => p.name === 'Truncate');
+    assert.equal(truncates2.length, 2);
+    assert.equal(s2.received.filter((p) => p.name === 'AskRecovery').length, 3);
+    assert.deepEqual([state1.truncatedAt, state2.truncatedAt], [tid2, tid2]);
+    assert(after.indexOf('AskLastIDs') > after.indexOf('NotifyClusterInformation'));
+    assert.deepEqual(await admin.conn.request('AskLastTransaction', []), [tid2]);
+    const again = await client(network, master);
+    assert.deepEqual(await again.conn.request('AskLastTransaction', []), [tid2]);
+    // New transactions commit after the truncation point.
+    const tid4 = await commit(again, p64(4n));
+    assert(compareIds(tid4, tid2) > 0);
+    master.stop();
+  });
+
+  it('waits for every node of the partition table before truncating', async () => {
+    const { master, network, s1, s2, admin } = await runningCluster();
+    const c = await client(network, master);
+    const tid1 = await commit(c, p64(1n));
+    await commit(c, p64(2n));
+    s2.conn.close();
+    await until(() => master.nodes.byNid(2)?.state === NodeStates.DOWN, 'S2 down');
+    truncatingStorage(s1, master, () => tid1);
+    await admin.conn.request('Truncate', [tid1]);
+    await until(() => master.clusterState === ClusterStates.RECOVERING, 'RECOVERING');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(master.clusterState, ClusterStates.RECOVERING, 'S2 must truncate too');
+    const back = fakeStorage(network, master);
+    const state2 = truncatingStorage(back, master, () => tid1);
+    await back.identify(NodeTypes.STORAGE, 2, 20002);
+    await until(() => master.clusterState === ClusterStates.RUNNING, 'RUNNING');
+    assert.deepEqual(back.last('Truncate')!.args, [tid1]);
+    assert.deepEqual(state2.truncatedAt, tid1);
+    assert.deepEqual(await admin.conn.request('AskLastTransaction', []), [tid1]);
+    master.stop();
+  });
+});
+
+describe('master: neoctl requests', () => {
+  it('answers SetClusterState with the messages of NEO', async () => {
+    const { master, network, admin } = await runningCluster();
+    const denied = async (state: ClusterState, message: string) =>
+      assert.rejects(admin.conn.request('SetClusterState', [state]), (error: any) =>
+        error.code === ErrorCodes.DENIED && error.message === message);
+    await denied(ClusterStates.RUNNING, 'Invalid state requested');
+    await denied(ClusterStates.RECOVERING, 'Invalid state requested');
+    await denied(ClusterStates.VERIFYING, 'Can not switch to this state');
+    await denied(ClusterStates.STOPPING_BACKUP, 'Can not switch to this state');
+    await denied(ClusterStates.STARTING_BACKUP, 'No upstream cluster to backup defined in configuration');
+    await client(network, master);
+    await denied(ClusterStates.STARTING_BACKUP,
+      'Can not switch to STARTING_BACKUP state with pending transactions or connected clients');
+    assert.deepEqual(await admin.conn.request('SetNumReplicas', [0]), [ErrorCodes.ACK.value, '']);
+    master.stop();
+    const { master: fresh, network: net2 } = await startMaster();
+    const admin2 = new FakePeer(net2, fresh);
+    await admin2.identify(NodeTypes.ADMIN, null, 20100);
+    await assert.rejects(admin2.conn.request('SetClusterState', [ClusterStates.VERIFYING]), (error: any) =>
+      error.message === 'Cannot exit recovery without any storage node');
+    await assert.rejects(admin2.conn.request('AddPendingNodes', [[1]]), (error: any) =>
+      error.message === 'addPendingNodes RPC can not be used in RECOVERING state');
+    fresh.stop();
+  });
+
+  it('forwards prune_orphan to identified storages only', async () => {
+    const { master, s1, s2, admin } = await runningCluster();
+    await assert.rejects(admin.conn.request('Repair', [[1, 9], false]), (error: any) =>
+      error.code === ErrorCodes.DENIED && error.message === 'invalid storage node S9');
+    assert.deepEqual(await admin.conn.request('Repair', [[1, 2], true]), [ErrorCodes.ACK.value, '']);
+    await until(() => s1.names().includes('NotifyRepair') && s2.names().includes('NotifyRepair'));
+    assert.equal(s1.received.filter((p) => p.name === 'NotifyRepair').length, 1);
+    assert.deepEqual(s2.last('NotifyRepair')!.args, [true]);
+    master.stop();
+  });
+
+  it('sends one CheckPartition per partition to a node that checks the other replicas', async () => {
+    const { master, network, logger, s1, s2, admin } = await runningCluster();
+    const c = await client(network, master);
+    const tid = await commit(c, p64(1n));
+    await assert.rejects(admin.conn.request('CheckReplicas', [new Map([[NP, null]]), ZERO_TID, null]), (error: any) =>
+      error.code === ErrorCodes.DENIED && error.message === `invalid partition ${NP}`);
+    const partitions = new Map<number, number | null>([[0, null], [1, 1], [3, null]]);
+    assert.deepEqual(await admin.conn.request('CheckReplicas', [partitions, ZERO_TID, null]), [ErrorCodes.ACK.value, '']);
+    await until(() => s2.received.filter((p) => p.name === 'CheckPartition').length === 3, 'CheckPartition');
+    assert.equal(s1.names().includes('CheckPartition'), false);
+    const s1Address = { host: '127.0.0.1', port: 20001 };
+    assert.deepEqual(s2.received.filter((p) => p.name === 'CheckPartition').map((p) => p.args), [
+      [0, ['', null], ZERO_TID, tid], [1, ['', s1Address], ZERO_TID, tid], [3, ['', null], ZERO_TID, tid],
+    ]);
+    // Nothing to check when min_tid > max_tid.
+    assert.deepEqual(await admin.conn.request('CheckReplicas', [new Map([[2, null]]), p64(9n), p64(8n)]), [ErrorCodes.ACK.value, '']);
+    s2.conn.notify('NotifyPartitionCorrupted', [1, [1]]);
+    await until(() => logger.lines.includes('error Partition 1 corrupted in: S1'), 'corruption logged');
+    assert.equal(s2.received.filter((p) => p.name === 'CheckPartition').length, 3);
+    assert.deepEqual(master.pt.cells(1).map((cell) => cell.state), [CellStates.UP_TO_DATE, CellStates.UP_TO_DATE]);
+    master.stop();
   });
 });

@@ -2,8 +2,7 @@
 
 import type { Connection } from '../../net/connection.js';
 import type { ClusterState, NodeState } from '../../protocol/enums.js';
-import { ErrorCodes } from '../../protocol/enums.js';
-import { NeoError } from '../../protocol/errors.js';
+import type { ArgsOf } from '../../protocol/packets.js';
 import { MasterHandler } from './base.js';
 
 export class AdminHandler extends MasterHandler {
@@ -43,16 +42,16 @@ export class AdminHandler extends MasterHandler {
     this.app.setNodeState(conn, nid, state);
   }
 
-  Truncate(): void {
-    throw new NeoError(ErrorCodes.DENIED, 'not implemented yet: truncate');
+  Truncate(conn: Connection, tid: Buffer): void {
+    this.app.truncate(conn, tid);
   }
 
-  CheckReplicas(): void {
-    throw new NeoError(ErrorCodes.DENIED, 'not implemented yet: check replicas');
+  CheckReplicas(conn: Connection, ...[partitions, minTid, maxTid]: ArgsOf<'CheckReplicas'>): void {
+    this.app.checkReplicas(conn, partitions, minTid, maxTid);
   }
 
-  Repair(): void {
-    throw new NeoError(ErrorCodes.DENIED, 'not implemented yet: repair');
+  Repair(conn: Connection, nids: number[], dryRun: boolean): void {
+    this.app.repair(conn, nids, dryRun);
   }
 
   FlushLog(): void {

@@ -9,6 +9,11 @@ export class StorageHandler extends MasterHandler {
   NotifyPackCompleted(conn: Connection, packId: Buffer): void {
     this.app.packCompleted(conn, packId);
   }
+
+  /** Also outside RUNNING: a check started in service may end after the cluster left it. */
+  NotifyPartitionCorrupted(_conn: Connection, partition: number, nids: number[]): void {
+    this.app.partitionCorrupted(partition, nids);
+  }
 }
 
 /** RUNNING (cluster.md §9, §16.3). */
