@@ -40,6 +40,9 @@ export function primaryMasterHandler(app: ClientApp): Handler {
     // Only for clients of a backup cluster, which we are not: nothing to do.
     InvalidatePartitions: () => undefined,
     NotifyClusterInformation: () => undefined,
+    // The cluster left RUNNING (e.g. truncation): the master closes the connection next and the
+    // client reconnects when it is used again.
+    StopOperation: () => undefined,
     NotifyPackSigned: () => undefined,
     connectionClosed: (conn) => app.masterLost(conn),
   };

@@ -19,6 +19,8 @@ export type Command =
   | {
       readonly kind: 'check';
       readonly partitions: ReadonlyMap<number, number | null>;
+      /** `:REF` (or `:`): every partition, against REF (or any other replica). */
+      readonly everyPartition: { readonly reference: number | null } | null;
       readonly minTid: Buffer;
       readonly maxTid: Buffer | null;
     }
@@ -143,6 +145,7 @@ function parseCheck(args: readonly string[]): Command {
   const partitions = new Map<number, number | null>();
   let minTid: Buffer = ZERO_TID;
   let maxTid: Buffer | null = null;
+  let everyPartition: { reference: number | null } | null = null;
   for (let index = 0; index < args.length; index++) {
     const arg = args[index]!;
     const parts = arg.split(':');
@@ -155,12 +158,14 @@ function parseCheck(args: readonly string[]): Command {
     const [partition, reference] = parts as [string, string];
     const nid = reference === '' ? null : parseNodeArgument(reference);
     if (partition === '') {
-      // NEO's neoctl crashes on this form; refuse it clearly instead, before sending anything.
-      throw new CommandError(`check: '${arg}' (all partitions) is not supported: list the partitions`);
+      if (partitions.size > 0) throw new CommandError(`check: '${arg}' (every partition) cannot follow listed partitions`);
+      everyPartition = { reference: nid };
+      continue;
     }
+    if (everyPartition !== null) throw new CommandError(`check: '${arg}' cannot follow ':' (every partition)`);
     partitions.set(parseInteger(partition, 'partition'), nid);
   }
-  return { kind: 'check', partitions, minTid, maxTid };
+  return { kind: 'check', partitions, everyPartition, minTid, maxTid };
 }
 
 // ---------------------------------------------------------------------------------------------

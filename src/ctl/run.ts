@@ -135,9 +135,17 @@ export async function runCommand(command: Command, admin: AdminRequester): Promi
     case 'truncate':
       expectAck(await admin.ask('Truncate', [command.tid]));
       return null;
-    case 'check':
-      expectAck(await admin.ask('CheckReplicas', [new Map(command.partitions), command.minTid, command.maxTid]));
+    case 'check': {
+      const partitions = new Map(command.partitions);
+      if (command.everyPartition !== null) {
+        const [, , rows] = expect(await admin.ask('AskPartitionList', [0, 0, null]), 'AnswerPartitionList');
+        for (let partition = 0; partition < rows.length; partition++) {
+          partitions.set(partition, command.everyPartition.reference);
+        }
+      }
+      expectAck(await admin.ask('CheckReplicas', [partitions, command.minTid, command.maxTid]));
       return null;
+    }
     case 'flushLog':
       await admin.notify('FlushLog', []);
       return null;

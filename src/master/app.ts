@@ -11,7 +11,7 @@ import type { Address, Env, Listener, Logger, Stream, TimerHandle } from '../cor
 import { NodeTable, describeNode, sameAddress } from '../core/node-table.js';
 import type { NodeEntry } from '../core/node-table.js';
 import { PartitionTable, isReadable } from '../core/partition-table.js';
-import { Connection } from '../net/connection.js';
+import { Connection, heartbeatFor } from '../net/connection.js';
 import type { Handler } from '../net/connection.js';
 import { CellStates, ClusterStates, ErrorCodes, NodeStates, NodeTypes } from '../protocol/enums.js';
 import type { ClusterState, NodeState, NodeType } from '../protocol/enums.js';
@@ -174,6 +174,7 @@ export class MasterApp {
     const conn = new Connection({
       stream, handler: this.identificationHandler, logger: this.logger,
       label: remote === null ? 'peer' : formatAddress(remote),
+      heartbeat: heartbeatFor(this.env),
     });
     this.connections.add(conn);
   }

@@ -79,11 +79,12 @@ describe('neoctl command parsing', () => {
     assert.deepEqual(check('check 0: 1: 2: 3:'), {
       kind: 'check',
       partitions: new Map([[0, null], [1, null], [2, null], [3, null]]),
+      everyPartition: null,
       minTid: ZERO_TID,
       maxTid: null,
     });
     assert.deepEqual(check('check 1:S1 2:'), {
-      kind: 'check', partitions: new Map([[1, 1], [2, null]]), minTid: ZERO_TID, maxTid: null,
+      kind: 'check', partitions: new Map([[1, 1], [2, null]]), everyPartition: null, minTid: ZERO_TID, maxTid: null,
     });
     const command = check('check 0: 0 1795315361.5 ignored');
     assert.equal(command.kind, 'check');
@@ -93,10 +94,14 @@ describe('neoctl command parsing', () => {
     assert.equal(tidToHex(command.maxTid!), '040d2d82b1111111');
     // A bare partition number is MIN_TID; tid: values are P:REF pairs and fail as node ids.
     assert.deepEqual(check('check 0'), {
-      kind: 'check', partitions: new Map(), minTid: tidFromTime(0), maxTid: null,
+      kind: 'check', partitions: new Map(), everyPartition: null, minTid: tidFromTime(0), maxTid: null,
     });
     assert.match(parseError(['check', '0:', 'tid:0x0']), /invalid node id/);
-    assert.match(parseError(['check', ':']), /not supported/);
+    // ':REF' (or ':') stands for every partition, as in NEO's neoctl.
+    assert.deepEqual(check('check :S2'), {
+      kind: 'check', partitions: new Map(), everyPartition: { reference: 2 }, minTid: ZERO_TID, maxTid: null,
+    });
+    assert.match(parseError(['check', '0:', ':']), /cannot follow listed partitions/);
   });
 
   it('reads TIDs as tid:<integer> or a UNIX timestamp in UTC', () => {
