@@ -3,6 +3,8 @@
 import net from 'node:net';
 import type { Address, Listener, Logger, Stream, StreamHandlers, Transport } from '../core/env.js';
 import { formatAddress } from '../core/address.js';
+import { FAULTS_VARIABLE, faultsFromVariable } from './faults.js';
+import type { FaultInjector } from './faults.js';
 
 /** Keep-alive idle time before the first probe (spec §6.1). */
 const KEEPALIVE_IDLE_MS = 60_000;
@@ -21,6 +23,16 @@ export function configureSocket(socket: net.Socket): void {
 export interface TcpTransportOptions {
   /** Receives errors that no stream can report (e.g. a failing accept on a listener). */
   logger?: Logger;
+  /**
+   * Fault injection (see faults.ts). Default: what $NEOTS_FAULTS asks for, read once here, when
+   * the transport is created; null turns it off whatever the environment says.
+   */
+  faults?: FaultInjector | null;
+}
+
+/** The injector of a new transport: the one given, else the environment's (off when unset). */
+export function transportFaults(options: TcpTransportOptions): FaultInjector | null {
+  return options.faults !== undefined ? options.faults : faultsFromVariable(process.env[FAULTS_VARIABLE], options.logger);
 }
 
 function socketAddress(host: string | undefined, port: number | undefined): Address | null {
@@ -35,6 +47,7 @@ export class SocketStream implements Stream {
   readonly #socket: net.Socket;
   /** The address connected to, for a connecting stream. */
   readonly #target: Address | null;
+  readonly #faults: FaultInjector | null;
   #handlers: StreamHandlers | null = null;
   #connected = false;
   #ended = false;
@@ -43,11 +56,18 @@ export class SocketStream implements Stream {
 
   /**
    * `connectEvent` is the socket event that means established ('connect', or 'secureConnect'
-   * for TLS), or null for an accepted socket, which is established already.
+   * for TLS), or null for an accepted socket, which is established already. `faults` may cut
+   * the connection when a chunk arrives (tests only).
    */
-  constructor(socket: net.Socket, connectEvent: 'connect' | 'secureConnect' | null, target: Address | null) {
+  constructor(
+    socket: net.Socket,
+    connectEvent: 'connect' | 'secureConnect' | null,
+    target: Address | null,
+    faults: FaultInjector | null = null,
+  ) {
     this.#socket = socket;
     this.#target = target;
+    this.#faults = faults;
     this.#connected = connectEvent === null;
     socket.on('error', (error) => {
       this.#error ??= error;
@@ -80,7 +100,10 @@ export class SocketStream implements Stream {
     // After end(), input is dropped (spec §6.2: stop processing input, flush, close) but still
     // read, so that the peer's end of stream arrives and the socket closes.
     this.#socket.on('data', (chunk: Buffer) => {
-      if (!this.#ended) this.#handlers?.data(chunk);
+      if (this.#ended) return;
+      // An injected fault: the chunk is lost with the connection, as when a link dies.
+      if (this.#faults?.cutOnReceive(this.remoteAddress)) this.destroy();
+      else this.#handlers?.data(chunk);
     });
     if (this.#connected && this.#target !== null) process.nextTick(() => this.#handlers?.connect?.());
     if (this.#closed) process.nextTick(() => this.#handlers?.close(this.#error));
@@ -134,12 +157,13 @@ export async function listenTcp(
 }
 
 export function tcpTransport(options: TcpTransportOptions = {}): Transport {
+  const faults = transportFaults(options);
   return {
-    listen: (address, accept) => listenTcp(address, (socket) => accept(new SocketStream(socket, null, null)), options.logger),
+    listen: (address, accept) => listenTcp(address, (socket) => accept(new SocketStream(socket, null, null, faults)), options.logger),
     connect(address: Address): Stream {
       const socket = net.connect({ host: address.host, port: address.port });
       configureSocket(socket);
-      return new SocketStream(socket, 'connect', address);
+      return new SocketStream(socket, 'connect', address, faults);
     },
   };
 }

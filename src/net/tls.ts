@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Address, Logger, Stream, Transport } from '../core/env.js';
-import { configureSocket, listenTcp, SocketStream } from './tcp.js';
+import { configureSocket, listenTcp, SocketStream, transportFaults } from './tcp.js';
 import type { TcpTransportOptions } from './tcp.js';
 
 /** Each is PEM text in a Buffer, or the path of a PEM file. */
@@ -93,6 +93,7 @@ function expectTlsRecord(socket: net.Socket, proceed: () => void, logger: Logger
 export function tlsTransport(options: TlsTransportOptions): Transport {
   const secure = secureContextOptions(options);
   const { logger } = options;
+  const faults = transportFaults(options);
   return {
     async listen(address: Address, accept: (stream: Stream) => void) {
       // Never listens itself: it receives the sockets that start with a TLS record.
@@ -101,7 +102,7 @@ export function tlsTransport(options: TlsTransportOptions): Transport {
       // check is made here, where the reason can be logged.
       const tlsServer = tls.createServer({ ...secure, requestCert: true, rejectUnauthorized: false }, (socket) => {
         if (socket.authorized) {
-          accept(new SocketStream(socket, null, null));
+          accept(new SocketStream(socket, null, null, faults));
         } else {
           logger?.info(`refusing TLS peer ${describePeer(socket)}: ${String(socket.authorizationError)}`);
           socket.destroy();
@@ -126,7 +127,7 @@ export function tlsTransport(options: TlsTransportOptions): Transport {
         checkServerIdentity: () => undefined,
       });
       configureSocket(socket);
-      return new SocketStream(socket, 'secureConnect', address);
+      return new SocketStream(socket, 'secureConnect', address, faults);
     },
   };
 }
