@@ -11,7 +11,7 @@ import { NodeTable } from '../core/node-table.js';
 import { Connection, heartbeatFor } from '../net/connection.js';
 import type { Handler } from '../net/connection.js';
 import type { Packet } from '../protocol/codec.js';
-import { NodeTypes } from '../protocol/enums.js';
+import { CellStates, NodeTypes } from '../protocol/enums.js';
 import type { ClusterState } from '../protocol/enums.js';
 import { errorFromCode } from '../protocol/errors.js';
 import { ZERO_TID, compareIds, nidToString } from '../protocol/ids.js';
@@ -19,6 +19,8 @@ import type { ArgsOf } from '../protocol/packets.js';
 import type { Backend, CellChange } from './backends/backend.js';
 import { cellStateOf } from './backends/backend.js';
 import { openBackend } from './backends/index.js';
+import { Checker } from './checker.js';
+import { Packer } from './packer.js';
 import { Replicator } from './replicator.js';
 import { TransactionManager } from './transactions.js';
 import { IdentificationHandler } from './handlers/identification.js';
@@ -26,7 +28,7 @@ import { MasterHandler } from './handlers/master.js';
 
 /** What the storage node uses of its configuration (StorageConfig satisfies it). */
 export type StorageAppConfig = Pick<StorageConfig, 'cluster' | 'masters' | 'bind' | 'adapter' | 'database'>
-  & Partial<Pick<StorageConfig, 'reset' | 'dedup' | 'nid' | 'disableDropPartitions'>>;
+  & Partial<Pick<StorageConfig, 'reset' | 'dedup' | 'nid' | 'disableDropPartitions' | 'disablePack'>>;
 
 export interface StorageAppOptions {
   /** An already opened backend (tests); otherwise `adapter`/`database` are opened. */
@@ -56,6 +58,10 @@ export class StorageApp {
   #tm: TransactionManager | null = null;
   /** Replication of own OUT_OF_DATE cells, while operational. */
   replicator: Replicator | null = null;
+  /** Background pack of own UP_TO_DATE cells, while operational (null with --disable-pack). */
+  packer: Packer | null = null;
+  /** Replica checks asked by the master, while operational. */
+  checker: Checker | null = null;
   nid: number | null = null;
   /** Our own id timestamp, as the master announced it. */
   idTimestamp: number | null = null;
@@ -65,6 +71,8 @@ export class StorageApp {
   operational = false;
   /** The greatest approved pack id this node was told about. */
   lastPackId: Buffer = ZERO_TID;
+  /** The last pack id reported with NotifyPackCompleted. */
+  #reportedPackId: Buffer | null = null;
   #listener: Listener | null = null;
   #masters: Address[];
   #nextMaster = 0;
@@ -146,8 +154,7 @@ export class StorageApp {
     if (this.#stopped) return;
     this.#stopped = true;
     this.operational = false;
-    this.replicator?.stop();
-    this.replicator = null;
+    this.#stopBackgroundWork();
     for (const timer of [this.#masterTimer, this.#commitTimer, this.#dropTimer]) timer?.cancel();
     this.#listener?.close();
     this.#masterConn?.close();
@@ -232,6 +239,7 @@ export class StorageApp {
     this.nid = yourNid;
     this.#nextMaster = 0;
     this.#masterConn = conn;
+    this.#reportedPackId = null;
     conn.handler = new MasterHandler(this);
     this.logger.info(`identified as ${nidToString(yourNid)} by the primary master ${nidToString(masterNid)}`);
   }
@@ -277,11 +285,26 @@ export class StorageApp {
     this.logger.info('operational');
   }
 
-  /** Once NotifyReady is sent: replicate own OUT_OF_DATE cells (storage.md §5). */
-  startReplication(): void {
-    assert(this.operational && this.replicator === null, 'replication started twice');
+  /**
+   * Once NotifyReady is sent: replicate own OUT_OF_DATE cells (storage.md §5), pack what approved
+   * orders ask for (transactions.md §17.3), check replicas when the master asks (§6).
+   */
+  startBackgroundWork(): void {
+    assert(this.operational && this.replicator === null, 'background work started twice');
     this.replicator = new Replicator(this);
+    this.checker = new Checker(this);
+    if (this.config.disablePack !== true) this.packer = new Packer(this);
     this.replicator.start();
+    this.packer?.maybePack();
+  }
+
+  #stopBackgroundWork(): void {
+    this.replicator?.stop();
+    this.replicator = null;
+    this.packer?.stop();
+    this.packer = null;
+    this.checker?.stop();
+    this.checker = null;
   }
 
   /** An outgoing connection to a peer (a replication source), closed when operation stops. */
@@ -293,8 +316,7 @@ export class StorageApp {
   stopOperation(): void {
     if (this.operational) this.logger.info('operation stopped');
     this.operational = false;
-    this.replicator?.stop();
-    this.replicator = null;
+    this.#stopBackgroundWork();
     for (const conn of this.#connections) conn.close();
     this.#connections.clear();
     for (const node of this.nodes.all()) node.connection = null;
@@ -338,11 +360,18 @@ export class StorageApp {
   /** SendPartitionTable (reset) or NotifyPartitionChanges; committed at the end (§2.7.4). */
   changePartitionTable(ptid: number, numReplicas: number, cells: CellChange[], reset: boolean): void {
     const backend = this.backend;
+    const wereOutdated = reset || !this.operational ? [] : this.#outdatedPartitions();
     const dropped = backend.changePartitionTable({ ptid, numReplicas, cells, reset, lastPackId: this.lastPackId });
     if (this.operational) this.tm.discarded(dropped);
     else backend.dropPartitionsTemporary(dropped);
     backend.commit();
     if (!reset) this.replicator?.partitionsChanged(cells);
+    const outdated = new Set(this.#outdatedPartitions());
+    if (wereOutdated.some((p) => !outdated.has(p))) {
+      // A cell left OUT_OF_DATE: the lowest completed pack id may be higher, or a pack may be due.
+      this.notifyPackCompleted();
+      this.packer?.maybePack();
+    }
     if (dropped.length > 0 && this.config.disableDropPartitions !== true) {
       for (const p of dropped) if (!this.#dropQueue.includes(p)) this.#dropQueue.push(p);
       this.#scheduleDrop();
@@ -368,13 +397,39 @@ export class StorageApp {
     if (this.#dropQueue.length > 0) this.#scheduleDrop();
   }
 
-  /** The lowest completed pack id over own UP_TO_DATE cells (ZERO_TID when it never packed). */
-  completedPackId(): Buffer {
+  #outdatedPartitions(): number[] {
+    return this.backend.getPartitionTable()
+      .filter((cell) => cell.nid === this.nid && cellStateOf(cell.tid) === CellStates.OUT_OF_DATE)
+      .map((cell) => cell.partition);
+  }
+
+  /** The pack id to report as completed: the lowest over own cells, or with --disable-pack the newest approved. */
+  completedPackId(): Buffer | null {
+    if (this.config.disablePack === true) return this.lastPackId;
     let lowest: Buffer | null = null;
-    for (const id of this.backend.getPackedIDs(true).values()) {
+    for (const id of this.backend.getPackedIDs(false).values()) {
       if (lowest === null || compareIds(id, lowest) < 0) lowest = id;
     }
-    return lowest ?? ZERO_TID;
+    return lowest;
+  }
+
+  /** NotifyPackCompleted to the master when the completed pack id changed, or `always` (transactions.md §17.2). */
+  notifyPackCompleted(always = false): void {
+    const id = this.completedPackId();
+    if (id === null || this.#masterConn === null || (!always && this.#reportedPackId?.equals(id) === true)) return;
+    this.#reportedPackId = id;
+    this.#masterConn.notify('NotifyPackCompleted', [id]);
+  }
+
+  /** NotifyPackSigned: remembers the newest approved id, and packs (or reports it with --disable-pack). */
+  packOrdersApproved(approved: readonly Buffer[]): void {
+    let newest = this.lastPackId;
+    for (const id of approved) if (compareIds(id, newest) > 0) newest = id;
+    if (newest === this.lastPackId) return;
+    this.lastPackId = Buffer.from(newest);
+    if (!this.operational) return;
+    if (this.config.disablePack === true) this.notifyPackCompleted();
+    else this.packer?.maybePack();
   }
 }
 

@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import type { TimerHandle } from '../core/env.js';
 import type { NodeEntry } from '../core/node-table.js';
-import { Connection, heartbeatFor } from '../net/connection.js';
-import type { Packet } from '../protocol/codec.js';
+import type { Connection } from '../net/connection.js';
 import { CellStates, NodeStates, NodeTypes } from '../protocol/enums.js';
 import { errorFromCode } from '../protocol/errors.js';
 import { INVALID_TID, ZERO_OID, compareIds, nidToString, p64, partitionOf, tidToHex, u64 } from '../protocol/ids.js';
@@ -16,7 +15,7 @@ import type { ArgsOf, PacketName } from '../protocol/packets.js';
 import type { CellChange } from './backends/backend.js';
 import { cellStateOf, isReadableState } from './backends/backend.js';
 import type { StorageApp } from './app.js';
-import { StorageHandler } from './handlers/storage.js';
+import { connectStorage } from './peers.js';
 
 /** Transactions or object records per round trip (storage.md §5.7). */
 export const FETCH_COUNT = 1000;
@@ -234,39 +233,11 @@ export class Replicator {
       this.#fetchTransactions(null);
       return;
     }
-    const conn = new Connection({
-      stream: app.env.transport.connect(node.address!),
-      handler: new StorageHandler(app),
-      logger: app.logger,
-      label: `storage ${nidToString(node.nid!)}`,
-      heartbeat: heartbeatFor(app.env),
+    current.conn = connectStorage(app, node, (error) => {
+      if (this.#current !== current) return; // a closed connection aborts by itself
+      if (error !== null) this.#abort(error, true);
+      else this.#fetchTransactions(null);
     });
-    app.adoptConnection(conn);
-    current.conn = conn;
-    const args: ArgsOf<'RequestIdentification'> = [
-      NodeTypes.STORAGE, app.nid, app.address, app.clusterName, app.idTimestamp, new Map(),
-    ];
-    conn.ask('RequestIdentification', args, (answer) => this.#identified(current, conn, answer));
-  }
-
-  #identified(current: CurrentReplication, conn: Connection, answer: Packet | null): void {
-    if (answer === null || this.#current !== current) return; // a closed connection aborts by itself
-    const { node } = current;
-    if (answer.info.name === 'Error') {
-      const [code, message] = answer.args as ArgsOf<'Error'>;
-      conn.close();
-      this.#abort(`identification refused: ${errorFromCode(code, message).toString()}`, true);
-      return;
-    }
-    const [nodeType, nid] = answer.args as ArgsOf<'AcceptIdentification'>;
-    if (nodeType !== NodeTypes.STORAGE || nid !== node.nid) {
-      conn.close();
-      this.#abort(`${conn.label} is not storage ${nidToString(node.nid!)}`, true);
-      return;
-    }
-    conn.peer = nid;
-    if (node.connection === null || node.connection.isClosed) node.connection = conn;
-    this.#fetchTransactions(null);
   }
 
   // --- Fetching (§5.4) -------------------------------------------------------------------------

@@ -150,7 +150,7 @@ describe('ZODB TransactionalUndoStorage', () => {
     await iterateAll();
   });
 
-  it('testTransactionalUndoAfterPack', { todo: 'packs are not executed by the storage node (see packable-storage), and NEO marks this scenario as an expected failure anyway' }, async () => {
+  it('testTransactionalUndoAfterPack', { todo: 'NEO marks it an expected failure: undoInfo still lists the transactions before the pack time (their trans rows are kept)' }, async () => {
     const oid = await storage.newOid();
     let tid = (await dostore(storage, { oid, data: 50 })).tid;
     tid = (await dostore(storage, { oid, revid: tid, data: 51 })).tid;

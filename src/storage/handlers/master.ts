@@ -6,7 +6,7 @@ import type { Connection, Handler } from '../../net/connection.js';
 import { ClusterStates, NodeStates, NodeTypes } from '../../protocol/enums.js';
 import type { ClusterState } from '../../protocol/enums.js';
 import { protocolError } from '../../protocol/errors.js';
-import { compareIds, nidToString, tidToHex } from '../../protocol/ids.js';
+import { nidToString, tidToHex } from '../../protocol/ids.js';
 import type { ArgsOf } from '../../protocol/packets.js';
 import type { CellChange } from '../backends/backend.js';
 import type { StorageApp } from '../app.js';
@@ -121,7 +121,8 @@ export class MasterHandler implements Handler {
       backend.truncate();
       backend.commit();
     }
-    conn.notify('NotifyPackCompleted', [this.app.completedPackId()]);
+    // With --disable-pack nothing is reported before the first approval (as NEO).
+    if (this.app.config.disablePack !== true) this.app.notifyPackCompleted(true);
     const { lastTid, lastOid, firstTid } = backend.getLastIDs();
     conn.answer('AnswerLastIDs', [lastTid, lastOid, firstTid]);
   }
@@ -134,8 +135,9 @@ export class MasterHandler implements Handler {
 
   NotifyPackSigned(_conn: Connection, approved: Buffer[], rejected: Buffer[]): void {
     const app = this.app;
-    if (app.backend.signPackOrders(approved, rejected).changed) app.backend.commit();
-    for (const id of approved) if (compareIds(id, app.lastPackId) > 0) app.lastPackId = Buffer.from(id);
+    // With --disable-pack the approvals are not even recorded (as NEO).
+    if (app.config.disablePack !== true && app.backend.signPackOrders(approved, rejected).changed) app.backend.commit();
+    app.packOrdersApproved(approved);
   }
 
   AskFinalTID(conn: Connection, ttid: Buffer): void {
@@ -159,7 +161,17 @@ export class MasterHandler implements Handler {
     if (this.app.operational) return;
     this.app.startOperation();
     conn.notify('NotifyReady', []);
-    this.app.startReplication();
+    this.app.startBackgroundWork();
+  }
+
+  /** `neoctl check` (storage.md §6): compare our cell of the partition with the other replicas. */
+  CheckPartition(_conn: Connection, partition: number, source: ArgsOf<'CheckPartition'>[1], minTid: Buffer, maxTid: Buffer): void {
+    const checker = this.app.checker;
+    if (checker === null) {
+      this.app.logger.error(`Failed to start checking partition ${partition} (not operational)`);
+      return;
+    }
+    checker.check(partition, source, minTid, maxTid);
   }
 
   StopOperation(): void {
