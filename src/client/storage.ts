@@ -1494,11 +1494,15 @@ export class NeoStorage implements ClientApp {
     try {
       this.context(txn).pack = [null, packTid];
       await this.tpcVote(txn);
-      await this.tpcFinish(txn);
     } catch (error) {
       await this.tpcAbort(txn);
       throw error;
     }
+    const packId = await this.tpcFinish(txn);
+    // As NEO's client: wait until the storages have packed, then forget cached revisions that
+    // the pack may have removed.
+    await this.masterRequest(await this.ensureMaster(), 'WaitForPack', [packId]);
+    this.cache.clear();
   }
 
   // === misc ===================================================================================

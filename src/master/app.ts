@@ -1,21 +1,23 @@
 // The primary master node (cluster.md §2.1): identification of every other node, the node list,
 // the partition table, the cluster state machine (recovery, verification, service, stopping) and
 // the second phase of the two-phase commit. It keeps nothing on disk: everything is rebuilt from
-// the storage nodes at recovery. A single master is the primary at once; the election between
-// several masters and spare masters would start in `start()` before `startRecovery()`.
+// the storage nodes at recovery. With several masters (--masters), each starts playing primary
+// in RECOVERING and challenges the others; the losers become secondary masters, which only
+// follow the primary and take over when it is lost (cluster.md §6).
 
 import assert from 'node:assert/strict';
 import { formatAddress } from '../core/address.js';
 import type { MasterConfig } from '../core/config.js';
 import type { Address, Env, Listener, Logger, Stream, TimerHandle } from '../core/env.js';
 import { NodeTable, describeNode, sameAddress } from '../core/node-table.js';
-import type { NodeEntry } from '../core/node-table.js';
+import type { NodeEntry, WireNodeInfo } from '../core/node-table.js';
 import { PartitionTable, isReadable } from '../core/partition-table.js';
 import { Connection, heartbeatFor } from '../net/connection.js';
 import type { Handler } from '../net/connection.js';
+import type { Packet } from '../protocol/codec.js';
 import { CellStates, ClusterStates, ErrorCodes, NodeStates, NodeTypes } from '../protocol/enums.js';
 import type { ClusterState, NodeState, NodeType } from '../protocol/enums.js';
-import { NeoError, notReady, protocolError } from '../protocol/errors.js';
+import { NeoError, errorFromCode, notReady, protocolError } from '../protocol/errors.js';
 import {
   MAX_TID, ZERO_TID, compareIds, makeNid, nidToString, nidType, p64, partitionOf, tidFromTime, tidToHex, u64,
 } from '../protocol/ids.js';
@@ -23,6 +25,7 @@ import type { ArgsOf, PacketName } from '../protocol/packets.js';
 import { AdminHandler } from './handlers/admin.js';
 import { ClientHandler } from './handlers/client.js';
 import { IdentificationHandler } from './handlers/identification.js';
+import { OtherMasterHandler, SecondaryHandler } from './handlers/master.js';
 import { StorageHandler, StorageServiceHandler } from './handlers/storage.js';
 import { operationalWithout, outdateNode, outdateNotRunning, replicationDone, tweak } from './pt.js';
 import type { CellChange } from './pt.js';
@@ -38,6 +41,11 @@ type PackOrder = ArgsOf<'AnswerPackOrders'>[0][number];
 const TIMESTAMP_STEP_SECONDS = 0.001;
 /** How long a stopping master waits for its peers to read their last packets. */
 const STOP_FLUSH_TIMEOUT_MS = 5_000;
+/**
+ * Least delay between two connection attempts of a master to the same master, as NEO's
+ * connector (one per second per address).
+ */
+const MASTER_RETRY_MS = 1_000;
 /** Bound on client requests waiting for storages to be ready. */
 const MAX_DELAYED_BEGINS = 10_000;
 /** The states `neoctl set cluster` may ask for, and the states each may be reached from. */
@@ -62,6 +70,18 @@ interface DelayedBegin {
   readonly conn: Connection;
   readonly msgId: number;
   readonly tid: Buffer | null;
+}
+
+/** Election keys compare by time, then address: host bytes, then port (protocol.md §3.3). */
+export function compareElectionKeys(time1: number, address1: Address, time2: number, address2: Address): number {
+  if (time1 !== time2) return time1 < time2 ? -1 : 1;
+  const hosts = Buffer.compare(Buffer.from(address1.host), Buffer.from(address2.host));
+  if (hosts !== 0) return hosts;
+  return address1.port - address2.port;
+}
+
+function addressKey(address: Address): string {
+  return formatAddress(address);
 }
 
 export class MasterApp {
@@ -112,6 +132,23 @@ export class MasterApp {
   private readonly storageServiceHandler: StorageServiceHandler;
   private readonly clientHandler: ClientHandler;
   private readonly adminHandler: AdminHandler;
+  private readonly secondaryHandler: SecondaryHandler;
+  private readonly otherMasterHandler: OtherMasterHandler;
+
+  /** Whether this master plays the primary or the secondary role (cluster.md §6). */
+  role: 'primary' | 'secondary' = 'primary';
+  /** When this master started playing primary: its election key is (this, own address). */
+  private primarySince = 0;
+  /** Election challenges in progress: the connection this primary opened to each master. */
+  private readonly electionConnections = new Map<Node, Connection>();
+  private electionTimer: TimerHandle | null = null;
+  /** Secondary role: the master believed primary, our connection to it, whether it accepted us. */
+  private primaryMaster: Node | null = null;
+  private primaryConnection: Connection | null = null;
+  private primaryJoined = false;
+  /** Secondary role: masters tried since the last failure of a joined primary (cluster.md §6.4). */
+  private triedMasters = new Set<string>();
+  private secondaryTimer: TimerHandle | null = null;
 
   constructor(env: Env, config: MasterOptions) {
     this.env = env;
@@ -125,6 +162,8 @@ export class MasterApp {
     this.storageServiceHandler = new StorageServiceHandler(this);
     this.clientHandler = new ClientHandler(this);
     this.adminHandler = new AdminHandler(this);
+    this.secondaryHandler = new SecondaryHandler(this);
+    this.otherMasterHandler = new OtherMasterHandler(this);
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
   }
 
@@ -136,21 +175,20 @@ export class MasterApp {
   async start(): Promise<void> {
     this.listener = await this.env.transport.listen(this.config.bind, (stream) => this.accept(stream));
     this.logger.info(`listening on ${formatAddress(this.listener.address)}`);
-    const others = this.config.masters.filter((address) => !sameAddress(address, this.listener!.address));
-    if (others.length > 0) {
-      this.logger.warn(`other masters ignored (not implemented yet): ${others.map(formatAddress).join(' ')}`);
-    }
     this.self = this.nodes.add({
       nid: this.nid, type: NodeTypes.MASTER, address: this.listener.address,
       state: NodeStates.RUNNING, idTimestamp: null, connection: null,
     });
-    this.logger.info(`primary master ${nidToString(this.nid)}, cluster ${this.config.cluster}`);
-    this.startRecovery();
+    // Our own address may be listed too (the same list for every master).
+    this.learnMasters(this.config.masters);
+    this.playPrimary();
   }
 
   /** Stops at once: closes the listening socket and every connection. */
   stop(): void {
     this.shuttingDown = true;
+    this.electionTimer?.cancel();
+    this.secondaryTimer?.cancel();
     this.listener?.close();
     for (const conn of [...this.connections]) conn.close();
     this.finishStop();
@@ -253,9 +291,13 @@ export class MasterApp {
 
   // --- identification (protocol.md §5.3) ------------------------------------------------------
 
-  identify(conn: Connection, ...[nodeType, nid, address, clusterName, , extra]: ArgsOf<'RequestIdentification'>): void {
+  identify(conn: Connection, ...[nodeType, nid, address, clusterName, idTimestamp, extra]: ArgsOf<'RequestIdentification'>): void {
     if (clusterName !== this.config.cluster) throw protocolError('invalid cluster name');
     if (address !== null && sameAddress(address, this.address)) throw protocolError('address conflict');
+    if (this.role === 'secondary') {
+      this.redirect(conn, nodeType, address, idTimestamp);
+      return;
+    }
     let node = this.resolveNode(nid, address);
     let state: NodeState;
     let handler: Handler;
@@ -282,8 +324,21 @@ export class MasterApp {
         state = NodeStates.RUNNING;
         handler = this.adminHandler;
         break;
-      case NodeTypes.MASTER:
-        throw protocolError('not implemented yet: several masters');
+      case NodeTypes.MASTER: {
+        if (address === null) throw protocolError('a master has an address');
+        const election = this.election;
+        if (election !== null && idTimestamp !== null && compareElectionKeys(idTimestamp, address, election, this.address) < 0) {
+          // An older candidate: it wins, and gets no answer (protocol.md §5.5).
+          this.logger.info(`election lost against ${formatAddress(address)}`);
+          const primary = node ?? this.learnMasters([address])[0]!;
+          conn.close();
+          this.becomeSecondary(primary, this.electionConnections.get(primary) ?? null);
+          return;
+        }
+        state = NodeStates.RUNNING;
+        handler = this.secondaryHandler;
+        break;
+      }
       default:
         throw protocolError(`unsupported node type ${nodeType.name}`);
     }
@@ -292,6 +347,7 @@ export class MasterApp {
         nid: this.newNid(nodeType, nid, address), type: nodeType, address, state, idTimestamp: null, connection: null,
       });
     }
+    if (node.nid === null) node.nid = this.newNid(nodeType, nid, address);
     node.type = nodeType;
     node.address = address;
     node.state = state;
@@ -304,6 +360,13 @@ export class MasterApp {
     this.logger.info(`${describeNode(node)} identified as ${nodeType.name} (${state.name})`);
     conn.answer('AcceptIdentification', [NodeTypes.MASTER, this.nid, node.nid]);
     this.sendNodeList(node);
+    if (nodeType === NodeTypes.MASTER) {
+      // Identified as our secondary: our own challenge to it is useless.
+      const challenge = this.electionConnections.get(node);
+      this.electionConnections.delete(node);
+      challenge?.close();
+      return;
+    }
     if (nodeType === NodeTypes.STORAGE && this.clusterState === ClusterStates.RECOVERING) {
       this.askRecovery(node);
       return;
@@ -316,7 +379,8 @@ export class MasterApp {
 
   /** The known record of an identifying node, if any (cluster.md §3.3). */
   private resolveNode(nid: number | null, address: Address | null): Node | undefined {
-    const byNid = nid !== null ? this.nodes.byNid(nid) : undefined;
+    // A master proposing our own id (every master starts as M1) gets another one.
+    const byNid = nid !== null && nid !== this.nid ? this.nodes.byNid(nid) : undefined;
     const byAddress = address !== null ? this.nodes.byAddress(address) : undefined;
     if (byAddress !== undefined) {
       if (byAddress.connection === null && (byNid === byAddress || byNid === undefined || (nid !== null && nid < 0))) {
@@ -351,6 +415,324 @@ export class MasterApp {
     throw protocolError(`no free id left for ${type.name}`);
   }
 
+  // --- masters: election and secondary role (cluster.md §6, protocol.md §5.5) ------------------
+
+  /** The election key's time while this master plays primary in RECOVERING, else null. */
+  get election(): number | null {
+    return this.role === 'primary' && this.clusterState === ClusterStates.RECOVERING ? this.primarySince : null;
+  }
+
+  /** Records the masters not known yet (DOWN until they identify); returns the entries. */
+  private learnMasters(addresses: readonly Address[]): Node[] {
+    return addresses.filter((address) => !sameAddress(address, this.address)).map((address) => {
+      const known = this.nodes.byAddress(address);
+      if (known !== undefined) return known;
+      return this.nodes.add({
+        nid: null, type: NodeTypes.MASTER, address, state: NodeStates.DOWN, idTimestamp: null, connection: null,
+      });
+    });
+  }
+
+  private otherMasters(): Node[] {
+    return this.nodes.ofType(NodeTypes.MASTER).filter((node) => node !== this.self && node.address !== null);
+  }
+
+  /** Starts playing primary: RECOVERING with a fresh election key, challenging every master. */
+  private playPrimary(): void {
+    this.role = 'primary';
+    this.primaryMaster = null;
+    this.primaryConnection = null;
+    this.primaryJoined = false;
+    this.secondaryTimer?.cancel();
+    this.secondaryTimer = null;
+    for (const conn of [...this.connections]) conn.close();
+    for (const node of this.otherMasters()) node.connection = null;
+    this.self!.state = NodeStates.RUNNING;
+    this.primarySince = this.env.clock.now();
+    // A newly elected master must not start a degraded cluster on its own (cluster.md §7.2).
+    this.startupAllowed = false;
+    this.logger.info(`primary master ${nidToString(this.nid)}, cluster ${this.config.cluster}`);
+    this.startRecovery();
+  }
+
+  /** Connects to every master not connected yet, with our election key (cluster.md §6.2). */
+  private challengeMasters(): void {
+    this.electionTimer?.cancel();
+    this.electionTimer = null;
+    const election = this.election;
+    if (election === null || this.shuttingDown) return;
+    const down: Node[] = [];
+    for (const node of this.otherMasters()) {
+      if (node.connection !== null || this.electionConnections.has(node)) continue;
+      if (node.state !== NodeStates.DOWN) {
+        node.state = NodeStates.DOWN;
+        down.push(node);
+      }
+      const conn = this.connectMaster(node);
+      this.electionConnections.set(node, conn);
+      conn.ask('RequestIdentification', [NodeTypes.MASTER, this.nid, this.address, this.config.cluster, election, new Map()],
+        (answer) => this.masterAnswered(conn, node, answer));
+    }
+    this.broadcastNodes(down);
+  }
+
+  /** Challenges again later: a master was lost, or new masters were revealed. */
+  private challengeLater(): void {
+    if (this.election === null || this.shuttingDown || this.electionTimer !== null) return;
+    this.electionTimer = this.env.timers.after(MASTER_RETRY_MS, () => {
+      this.electionTimer = null;
+      this.challengeMasters();
+    });
+  }
+
+  /** Recovery ends: the masters that did not identify are DOWN (cluster.md §6.2 step 6). */
+  private endElection(): Node[] {
+    this.electionTimer?.cancel();
+    this.electionTimer = null;
+    for (const conn of this.electionConnections.values()) conn.close();
+    this.electionConnections.clear();
+    const down = this.otherMasters().filter((node) => node.connection === null && node.state !== NodeStates.DOWN);
+    for (const node of down) node.state = NodeStates.DOWN;
+    return down;
+  }
+
+  private connectMaster(node: Node): Connection {
+    const conn = new Connection({
+      stream: this.env.transport.connect(node.address!), handler: this.otherMasterHandler, logger: this.logger,
+      label: `master ${formatAddress(node.address!)}`, heartbeat: heartbeatFor(this.env),
+    });
+    conn.peer = node;
+    this.connections.add(conn);
+    return conn;
+  }
+
+  /** The answer to our identification to another master (a challenge or as a secondary). */
+  private masterAnswered(conn: Connection, node: Node, answer: Packet | null): void {
+    if (answer === null) return; // otherMasterLost handles it
+    const accepted = answer.info.name === 'AcceptIdentification';
+    if (!accepted) {
+      const [code, message] = answer.args as ArgsOf<'Error'>;
+      this.logger.warn(`${conn.label} refused our identification: ${errorFromCode(code, message).toString()}`);
+      conn.close();
+      return;
+    }
+    const [nodeType, primaryNid, yourNid] = answer.args as ArgsOf<'AcceptIdentification'>;
+    if (nodeType !== NodeTypes.MASTER || yourNid === null) {
+      conn.close();
+      return;
+    }
+    if (this.role === 'primary' && this.electionConnections.get(node) === conn) {
+      // It won, or it is already serving: it is the primary (cluster.md §6.2 step 4).
+      this.electionConnections.delete(node);
+      this.logger.info(`${formatAddress(node.address!)} is the primary master`);
+      this.becomeSecondary(node, conn);
+    }
+    if (this.role !== 'secondary' || conn !== this.primaryConnection) {
+      conn.close();
+      return;
+    }
+    this.primaryJoined = true;
+    this.triedMasters = new Set([addressKey(this.address)]);
+    for (const other of this.nodes.all()) {
+      if (other.nid === yourNid || other.nid === primaryNid) other.nid = null;
+    }
+    this.nid = yourNid;
+    this.self!.nid = yourNid;
+    node.nid = primaryNid;
+    node.state = NodeStates.RUNNING;
+    this.logger.info(`secondary master ${nidToString(yourNid)}, primary ${nidToString(primaryNid)} at ${formatAddress(node.address!)}`);
+  }
+
+  /**
+   * Switches to the secondary role following `primary`: every other connection is closed (its
+   * peers find the primary through us or the list of masters), and so is all cluster state.
+   */
+  private becomeSecondary(primary: Node, conn: Connection | null): void {
+    this.role = 'secondary';
+    this.phase++;
+    this.electionTimer?.cancel();
+    this.electionTimer = null;
+    this.electionConnections.clear();
+    this.primaryMaster = primary;
+    this.primaryConnection = conn;
+    this.primaryJoined = false;
+    this.triedMasters = new Set([addressKey(this.address)]);
+    for (const node of [...this.nodes.all()]) {
+      if (node === this.self) continue;
+      node.connection = null;
+      if (node.type !== NodeTypes.MASTER) this.nodes.remove(node);
+    }
+    for (const other of [...this.connections]) if (other !== conn) other.close();
+    this.clusterState = ClusterStates.RECOVERING;
+    this.pt = new PartitionTable(this.config.partitions, this.config.replicas);
+    this.tm.reset();
+    this.recovery = { targetPtid: null, askedNid: null, alternates: [], truncateTids: new Map() };
+    this.truncateTid = null;
+    this.ptMembers.clear();
+    this.ready.clear();
+    this.starting.clear();
+    this.delayedBegins = [];
+    this.updatable.clear();
+    this.knownPackOrders = [];
+    this.completedPacks.clear();
+    this.logger.info(`secondary master, following ${formatAddress(primary.address!)}`);
+    if (conn === null) this.connectPrimary();
+  }
+
+  private connectPrimary(): void {
+    const primary = this.primaryMaster!;
+    this.triedMasters.add(addressKey(primary.address!));
+    this.primaryJoined = false;
+    const conn = this.connectMaster(primary);
+    this.primaryConnection = conn;
+    conn.ask('RequestIdentification', [NodeTypes.MASTER, this.nid, this.address, this.config.cluster, null, new Map()],
+      (answer) => this.masterAnswered(conn, primary, answer));
+  }
+
+  /** Secondary role: follows another master (a NotPrimaryMaster or a candidate told us). */
+  private followPrimary(primary: Node): void {
+    const previous = this.primaryConnection;
+    this.primaryConnection = null;
+    previous?.close();
+    this.primaryMaster = primary;
+    this.logger.info(`secondary master, following ${formatAddress(primary.address!)}`);
+    this.connectPrimary();
+  }
+
+  /** A connection this master opened to another master closed. */
+  otherMasterLost(conn: Connection): void {
+    this.connections.delete(conn);
+    const node = conn.peer as Node;
+    if (this.shuttingDown) {
+      if (this.connections.size === 0) this.finishStop();
+      return;
+    }
+    if (conn === this.primaryConnection) {
+      this.primaryConnection = null;
+      this.primaryFailed();
+      return;
+    }
+    if (this.electionConnections.get(node) === conn) {
+      this.electionConnections.delete(node);
+      this.challengeLater();
+    }
+  }
+
+  /**
+   * Secondary role: the primary is lost or refused us (cluster.md §6.4). A joined primary is
+   * tried again first; then each master not tried yet; then this master plays primary.
+   */
+  private primaryFailed(): void {
+    const lost = this.primaryMaster!;
+    if (this.primaryJoined) {
+      this.logger.warn(`primary master ${formatAddress(lost.address!)} lost`);
+      this.primaryJoined = false;
+      lost.state = NodeStates.DOWN;
+      this.triedMasters = new Set([addressKey(this.address)]);
+    } else {
+      const next = this.otherMasters().find((node) => !this.triedMasters.has(addressKey(node.address!)));
+      if (next === undefined) {
+        this.logger.info('no primary master found');
+        this.playPrimary();
+        return;
+      }
+      this.primaryMaster = next;
+    }
+    this.secondaryTimer = this.env.timers.after(lost === this.primaryMaster ? MASTER_RETRY_MS : 0, () => {
+      this.secondaryTimer = null;
+      if (this.role === 'secondary' && this.primaryConnection === null) this.connectPrimary();
+    });
+  }
+
+  notPrimaryMaster(conn: Connection, primary: number | null, knownMasters: Address[]): void {
+    this.learnMasters(knownMasters);
+    const named = primary === null ? undefined : knownMasters[primary];
+    const node = named === undefined || sameAddress(named, this.address) ? undefined : this.nodes.byAddress(named);
+    if (conn === this.primaryConnection) {
+      if (node !== undefined && node !== this.primaryMaster) this.followPrimary(node);
+      return;
+    }
+    if (this.role !== 'primary' || this.electionConnections.get(conn.peer as Node) !== conn) return;
+    // A secondary that does not know yet that we won names its old primary: keep playing.
+    if (node !== undefined && node.connection === null) {
+      this.logger.info(`${formatAddress(named!)} is the primary master`);
+      this.becomeSecondary(node, null);
+      return;
+    }
+    this.challengeLater();
+  }
+
+  /**
+   * Secondary role: any identification gets NotPrimaryMaster and is closed, except a candidate
+   * while our primary has not accepted us yet: we follow it instead (protocol.md §5.5).
+   */
+  private redirect(conn: Connection, nodeType: NodeType, address: Address | null, idTimestamp: number | null): void {
+    const primary = this.primaryMaster!;
+    let named = this.primaryJoined && !sameAddress(address, primary.address);
+    if (!this.primaryJoined && nodeType === NodeTypes.MASTER && address !== null) {
+      const candidate = this.learnMasters([address])[0]!;
+      if (idTimestamp !== null && candidate !== primary) {
+        conn.close();
+        this.followPrimary(candidate);
+        return;
+      }
+      named = false;
+    }
+    const known = this.nodes.ofType(NodeTypes.MASTER).map((node) => node.address!);
+    conn.notify('NotPrimaryMaster', [named ? known.findIndex((a) => sameAddress(a, primary.address)) : null, known]);
+    conn.abort();
+  }
+
+  /** Secondary role: the masters as the primary knows them; exits when told it is DOWN. */
+  primaryNodeInformation(conn: Connection, nodes: readonly WireNodeInfo[]): void {
+    if (conn !== this.primaryConnection || !this.primaryJoined) return;
+    for (const info of nodes) {
+      const [type, address, nid, state] = info;
+      if (type !== NodeTypes.MASTER) continue;
+      if (nid === this.nid || (address !== null && sameAddress(address, this.address))) {
+        if (state === NodeStates.DOWN) {
+          this.logger.info('told to stop by the primary master');
+          this.stop();
+          return;
+        }
+        continue;
+      }
+      if (address !== null && sameAddress(address, this.primaryMaster!.address)) {
+        this.primaryMaster!.nid = nid;
+        continue;
+      }
+      const node = this.nodes.update(info);
+      node.connection = null;
+    }
+  }
+
+  primaryClusterInformation(conn: Connection, state: ClusterState): void {
+    if (conn !== this.primaryConnection || state !== ClusterStates.STOPPING) return;
+    this.logger.info('the cluster stops');
+    this.stop();
+  }
+
+  /** Primary role: an identified secondary master is gone. */
+  private secondaryLost(node: Node): void {
+    if (node.state !== NodeStates.DOWN) {
+      node.state = NodeStates.DOWN;
+      this.broadcastNodes([node]);
+    }
+    this.challengeLater();
+  }
+
+  /** `neoctl kill` of a secondary master: it exits when it learns it is DOWN. */
+  private setMasterState(conn: Connection, node: Node, state: NodeState): void {
+    if (state !== NodeStates.DOWN) throw new NeoError(ErrorCodes.DENIED, `can not switch node to ${state.name} state`);
+    const changed = node.state !== NodeStates.DOWN;
+    node.state = NodeStates.DOWN;
+    conn.answerError(ErrorCodes.ACK, changed ? 'state changed' : 'node already in DOWN state');
+    if (!changed) return;
+    // Told explicitly before the broadcast: it may not be told otherwise once DOWN.
+    node.connection?.notify('NotifyNodeInformation', [this.nextTimestamp(), [this.nodes.toWire(node)]]);
+    this.broadcastNodes([node]);
+  }
+
   // --- connection loss ------------------------------------------------------------------------
 
   connectionLost(conn: Connection): void {
@@ -362,6 +744,7 @@ export class MasterApp {
       if (!this.shuttingDown) {
         if (node.type === NodeTypes.STORAGE) this.storageLost(node);
         else if (node.type === NodeTypes.CLIENT) this.clientLost(node);
+        else if (node.type === NodeTypes.MASTER) this.secondaryLost(node);
         else this.nodes.remove(node);
       }
     }
@@ -425,6 +808,7 @@ export class MasterApp {
     this.tm.reset();
     this.recovery = { targetPtid: null, askedNid: null, alternates: [], truncateTids: new Map() };
     for (const storage of this.identifiedStorages()) this.askRecovery(storage);
+    this.challengeMasters();
     this.checkRecovery();
   }
 
@@ -546,7 +930,7 @@ export class MasterApp {
 
   private endRecovery(started: Node[]): void {
     for (const node of started) node.state = NodeStates.RUNNING;
-    this.broadcastNodes(started);
+    this.broadcastNodes([...started, ...this.endElection()]);
     if (this.pt.ptid === null) {
       const nids = started.map((node) => node.nid!).sort((a, b) => a - b);
       this.pt = new PartitionTable(this.config.partitions, this.config.replicas);
@@ -1056,6 +1440,10 @@ export class MasterApp {
     const node = this.nodes.byNid(nid);
     if (node === undefined) throw new NeoError(ErrorCodes.DENIED, 'unknown node');
     if (node === this.self) throw new NeoError(ErrorCodes.DENIED, 'can not kill primary master node');
+    if (node.type === NodeTypes.MASTER) {
+      this.setMasterState(conn, node, state);
+      return;
+    }
     if (node.type !== NodeTypes.STORAGE) throw new NeoError(ErrorCodes.DENIED, `not implemented yet: changing the state of a ${node.type.name} node`);
     if (state === NodeStates.DOWN) {
       if (node.state === NodeStates.DOWN) {

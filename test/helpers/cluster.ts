@@ -69,31 +69,38 @@ export class TestCluster {
     return node;
   }
 
-  startMaster(options: { partitions?: number; replicas?: number; autostart?: number } = {}): Promise<NodeProcess> {
-    return this.start('master', 'neomaster', [
+  /**
+   * With `masters` (every master of the cluster, see freePorts), the master binds `bind` and
+   * elects a primary among them.
+   */
+  startMaster(options: {
+    partitions?: number; replicas?: number; autostart?: number; name?: string; bind?: Address; masters?: readonly Address[];
+  } = {}): Promise<NodeProcess> {
+    return this.start(options.name ?? 'master', 'neomaster', [
       '--cluster', this.name,
-      '--bind', '127.0.0.1:0',
+      '--bind', options.bind === undefined ? '127.0.0.1:0' : formatAddress(options.bind),
+      ...(options.masters !== undefined ? ['--masters', options.masters.map(formatAddress).join(' ')] : []),
       '--partitions', String(options.partitions ?? 4),
       '--replicas', String(options.replicas ?? 0),
       ...(options.autostart !== undefined ? ['--autostart', String(options.autostart)] : []),
     ]);
   }
 
-  startStorage(index: number, master: Address, adapter = 'SQLite'): Promise<NodeProcess> {
+  startStorage(index: number, master: Address | readonly Address[], adapter = 'SQLite'): Promise<NodeProcess> {
     return this.start(`storage${index}`, 'neostorage', [
       '--cluster', this.name,
       '--bind', '127.0.0.1:0',
-      '--masters', formatAddress(master),
+      '--masters', masterList(master),
       '--adapter', adapter,
       '--database', adapter === 'SQLite' ? join(this.dir, `storage${index}.sqlite`) : `storage${index}`,
     ]);
   }
 
-  startAdmin(master: Address): Promise<NodeProcess> {
+  startAdmin(master: Address | readonly Address[]): Promise<NodeProcess> {
     return this.start('admin', 'neoadmin', [
       '--cluster', this.name,
       '--bind', '127.0.0.1:0',
-      '--masters', formatAddress(master),
+      '--masters', masterList(master),
     ]);
   }
 
@@ -110,6 +117,26 @@ export class TestCluster {
     await Promise.all(this.nodes.map((node) => node.exited));
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function masterList(master: Address | readonly Address[]): string {
+  return ('host' in master ? [master] : master).map(formatAddress).join(' ');
+}
+
+/**
+ * `count` ports of 127.0.0.1 free right now, for nodes that must know each other's address
+ * before they start (several masters).
+ */
+export async function freePorts(count: number): Promise<Address[]> {
+  const { createServer } = await import('node:net');
+  const servers = await Promise.all(Array.from({ length: count }, () => new Promise<import('node:net').Server>((resolveServer, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolveServer(server));
+  })));
+  const addresses = servers.map((server) => ({ host: '127.0.0.1', port: (server.address() as { port: number }).port }));
+  await Promise.all(servers.map((server) => new Promise((resolveClose) => server.close(resolveClose))));
+  return addresses;
 }
 
 /** Asks the admin (as neoctl does) until the cluster state is `wanted`; bounded in time. */
