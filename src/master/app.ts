@@ -48,6 +48,8 @@ const STOP_FLUSH_TIMEOUT_MS = 5_000;
 const MASTER_RETRY_MS = 1_000;
 /** Bound on client requests waiting for storages to be ready. */
 const MAX_DELAYED_BEGINS = 10_000;
+/** Bound on clients waiting for packs to complete. */
+const MAX_PACK_WAITERS = 10_000;
 /** The states `neoctl set cluster` may ask for, and the states each may be reached from. */
 const STATE_WORKFLOW: ReadonlyMap<ClusterState, readonly ClusterState[]> = new Map([
   [ClusterStates.VERIFYING, [ClusterStates.RECOVERING]],
@@ -123,6 +125,8 @@ export class MasterApp {
   private knownPackOrders: PackOrder[] = [];
   /** NotifyPackCompleted values of this verification, per storage. */
   private readonly completedPacks = new Map<number, Buffer>();
+  /** Clients waiting in WaitForPack (answered by releasePackWaiters). */
+  private packWaiters: { conn: Connection; msgId: number; packId: Buffer }[] = [];
   private shuttingDown = false;
   private resolveStopped!: () => void;
   private stopTimer: TimerHandle | null = null;
@@ -742,7 +746,10 @@ export class MasterApp {
       node.connection = null;
       this.logger.info(`${describeNode(node)} lost`);
       if (!this.shuttingDown) {
-        if (node.type === NodeTypes.STORAGE) this.storageLost(node);
+        if (node.type === NodeTypes.STORAGE) {
+          this.storageLost(node);
+          this.releasePackWaiters();
+        }
         else if (node.type === NodeTypes.CLIENT) this.clientLost(node);
         else if (node.type === NodeTypes.MASTER) this.secondaryLost(node);
         else this.nodes.remove(node);
@@ -1061,6 +1068,28 @@ export class MasterApp {
   packCompleted(conn: Connection, packId: Buffer): void {
     const node = conn.peer as Node;
     this.completedPacks.set(node.nid!, packId);
+    this.releasePackWaiters();
+  }
+
+  /** WaitForPack: answered once every storage with readable cells has packed up to `packId`. */
+  waitForPack(conn: Connection, msgId: number, packId: Buffer): void {
+    if (this.packWaiters.length >= MAX_PACK_WAITERS) throw notReady('too many clients waiting for packs');
+    this.packWaiters.push({ conn, msgId, packId });
+    this.releasePackWaiters();
+  }
+
+  private releasePackWaiters(): void {
+    if (this.packWaiters.length === 0) return;
+    const readable = this.readableNodes();
+    this.packWaiters = this.packWaiters.filter((waiter) => {
+      if (waiter.conn.isAborting) return false;
+      const done = readable.every((node) => {
+        const completed = this.completedPacks.get(node.nid!);
+        return completed !== undefined && compareIds(completed, waiter.packId) >= 0;
+      });
+      if (done) waiter.conn.answerTo(waiter.msgId, 'WaitedForPack', []);
+      return !done;
+    });
   }
 
   // --- service (cluster.md §9) ----------------------------------------------------------------

@@ -54,7 +54,7 @@ describe('ZODB PackableStorage', () => {
     return { oid, revs };
   }
 
-  it('testPackAllRevisionsNoGC / testPackJustOldRevisions', { todo: 'storages now pack (passes with cacheSizeBytes: 0), but the client serves packed revisions from its cache: NEO clears its cache after WaitForPack in pack() (client option wait_for_pack), and the master answers WaitForPack at once' }, async () => {
+  it('testPackAllRevisionsNoGC / testPackJustOldRevisions', async () => {
     const { oid, revs } = await threeRevisions();
     await sleep(20);
     await packed(Date.now() / 1000, missing(oid, revs[1]!));
@@ -65,7 +65,7 @@ describe('ZODB PackableStorage', () => {
     await collect(storage.iterator());
   });
 
-  it('testPackOnlyOneObject', { todo: 'storages now pack (passes with cacheSizeBytes: 0), but the client serves packed revisions from its cache: NEO clears its cache after WaitForPack in pack() (client option wait_for_pack), and the master answers WaitForPack at once' }, async () => {
+  it('testPackOnlyOneObject', async () => {
     const { oid: oid1, revs } = await threeRevisions();
     const { oid: oid2, tid: only } = await dostore(storage, { data: 11 });
     await sleep(20);

@@ -41,8 +41,7 @@ export class ClientHandler extends MasterHandler {
     conn.answer('AnswerPackOrders', [this.app.packOrders(minPackId, false)]);
   }
 
-  WaitForPack(conn: Connection): void {
-    // Pack completion is not tracked yet: the waiter is released at once, as for an unknown id.
-    conn.answer('WaitedForPack', []);
+  WaitForPack(conn: Connection, packId: Buffer): void {
+    this.app.waitForPack(conn, conn.peerMsgId, packId);
   }
 }
