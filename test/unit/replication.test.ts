@@ -19,20 +19,16 @@ import { StorageApp } from '../../src/storage/app.js';
 import { TransactionManager } from '../../src/storage/transactions.js';
 import type { Backend } from '../../src/storage/backends/backend.js';
 import { MemoryBackend, MemoryDatabase } from '../../src/storage/backends/memory.js';
+import { inProcessEnv, until as untilWithin } from '../helpers/inprocess.js';
 import { recordingLogger } from '../helpers/logger.js';
 import { fromTranscriptJson, readTranscripts } from '../helpers/spec.js';
+
+/** Replication scenarios take longer: a wider bound. */
+const until = (condition: () => boolean, what: string, timeoutMs = 15_000) => untilWithin(condition, what, timeoutMs);
 
 const CLUSTER = 'repl';
 const NP = 4;
 const LOCAL = '127.0.0.1';
-
-async function until(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 const sha1 = (data: Buffer) => createHash('sha1').update(data).digest();
 const oidIn = (partition: number, k: number) => p64(BigInt(k * NP + partition));
@@ -60,16 +56,7 @@ class TestCluster {
   master!: MasterApp;
 
   env(name: string): Env {
-    return {
-      clock: { now: () => (this.#now += 0.0001), monotonicMs: () => this.#now * 1000 },
-      timers: {
-        after: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; },
-        every: (ms, fn) => { const t = setInterval(fn, ms); return { cancel: () => clearInterval(t) }; },
-      },
-      random: { next: () => 0.5, int: () => 0, bytes: (n) => Buffer.alloc(n) },
-      transport: this.network.transport(LOCAL),
-      logger: recordingLogger(`${name}: `, this.lines),
-    };
+    return inProcessEnv(this.network, name, this.lines, () => (this.#now += 0.0001));
   }
 
   /** A master and `count` storages started together (autostart), with `replicas` replicas. */

@@ -14,19 +14,12 @@ import { ZERO_OID, ZERO_TID, p64, partitionOf } from '../../src/protocol/ids.js'
 import type { ArgsOf } from '../../src/protocol/packets.js';
 import { StorageApp } from '../../src/storage/app.js';
 import { MemoryBackend, MemoryDatabase } from '../../src/storage/backends/memory.js';
+import { inProcessEnv, until } from '../helpers/inprocess.js';
 import { recordingLogger } from '../helpers/logger.js';
 
 const CLUSTER = 'check';
 const NP = 4;
 const LOCAL = '127.0.0.1';
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 class Cluster {
   readonly network = memoryNetwork({ schedule: setImmediate });
@@ -38,16 +31,7 @@ class Cluster {
   client!: NeoStorage;
 
   env(name: string): Env {
-    return {
-      clock: { now: () => Date.now() / 1000, monotonicMs: () => performance.now() },
-      timers: {
-        after: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; },
-        every: (ms, fn) => { const t = setInterval(fn, ms); return { cancel: () => clearInterval(t) }; },
-      },
-      random: { next: () => 0.5, int: () => 0, bytes: (n) => Buffer.alloc(n) },
-      transport: this.network.transport(LOCAL),
-      logger: recordingLogger(`${name}: `, this.lines),
-    };
+    return inProcessEnv(this.network, name, this.lines);
   }
 
   static async start(count: number): Promise<Cluster> {
