@@ -1063,10 +1063,13 @@ export class NeoStorage implements ClientApp {
     const key = hex(oid);
     ctx.inflight += 1;
     conn.ask('AskRelockObject', [ttid, oid], (answer) => {
-      if (answer !== null && answer.info.name === 'AnswerRelockObject') {
+      if (answer === null) {
+        // The connection died with the lock given back: this storage no longer holds our store.
+        for (const [nid, involved] of ctx.involved) if (involved === conn) ctx.involved.set(nid, null);
+      } else if (answer.info.name === 'AnswerRelockObject') {
         const [conflict] = answer.args as ArgsOf<'AnswerRelockObject'>;
         if (conflict !== null) this.relockConflict(ctx, key, oid, conflict);
-      } else if (answer !== null) {
+      } else {
         ctx.failure ??= new StorageError(`AskRelockObject refused: ${String(answer.args[1])}`);
       }
       this.settle(ctx);

@@ -255,6 +255,13 @@ export class TransactionManager {
     if (pack?.oids != null && pack.oids.length >= MAX_OIDS_PER_TRANSACTION) {
       throw protocolError('Too many OIDs in the pack order');
     }
+    // Every stored or checked oid must still be write-locked by this transaction (or written
+    // lockless): a client voting while a relock is pending would commit over a stale serial.
+    for (const key of txn.serials.keys()) {
+      if (this.#writeLocks.get(key) !== hex(ttid) && !txn.lockless.has(key)) {
+        throw protocolError(`vote of ${tidToHex(ttid)} without the write lock of oid ${key}`);
+      }
+    }
     const objects = [...txn.stores.values()];
     this.#backend.storeTransaction(ttid, objects, metadata === null ? null : { ...metadata, ttid, packed: false });
     if (metadata !== null && pack !== null) this.#backend.storePackOrder(ttid, pack);

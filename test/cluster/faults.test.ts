@@ -446,9 +446,7 @@ describe(`faults: kill -9 and cut connections during transfers (seed ${SEED})`, 
     }
   }));
 
-  it('no lost update, and the total is the same in every snapshot', {
-    todo: 'lost updates after a storage is killed or a connection cut (see the report of the faults test)',
-  }, step(async (current) => {
+  it('no lost update, and the total is the same in every snapshot', step(async (current) => {
     const reader = await faulty.open(CLIENTS + 1);
     try {
       await checkIsolation(reader, current);

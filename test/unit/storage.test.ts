@@ -333,6 +333,30 @@ describe('storage node', () => {
     }
   });
 
+  it('refuses the vote of a transaction that gave its lock back and has not relocked yet', async () => {
+    // Regression: a client whose relock answer was lost (connection cut) voted on a new
+    // connection, and the storage committed its store over a stale serial (a lost update).
+    const cluster = await startStorage();
+    try {
+      await bringUp(cluster);
+      const older = await FakeClient.connect(cluster, CLIENT_NID);
+      const younger = await FakeClient.connect(cluster, CLIENT2_NID);
+      const o = oid(1);
+      assert.deepEqual(await younger.store(tid(20), o, ZERO_TID, Buffer.from('young')), [null]);
+      const olderStore = older.store(tid(10), o, ZERO_TID, Buffer.from('old'));
+      await until(() => younger.deadlocks.length === 1, 'NotifyDeadlock');
+      void younger.conn.request('AskRelockObject', [tid(20), o]).catch(() => {});
+      assert.deepEqual(await olderStore, [null]);
+      // The younger transaction now holds no lock on `o`: its vote must be refused.
+      await assert.rejects(
+        younger.conn.request('AskVoteTransaction', [tid(20)]),
+        (error: any) => error.code === ErrorCodes.PROTOCOL_ERROR && /without the write lock/.test(error.message),
+      );
+    } finally {
+      cluster.close();
+    }
+  });
+
   it('abort releases the locks of a transaction', async () => {
     const cluster = await startStorage();
     try {
