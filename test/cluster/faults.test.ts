@@ -10,7 +10,9 @@
 // readiness, each bounded.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -27,6 +29,7 @@ import { tcpTransport } from '../../src/net/tcp.js';
 import { CellStates, NodeStates, NodeTypes } from '../../src/protocol/enums.js';
 import { nidToString, p64, tidToHex, u64 } from '../../src/protocol/ids.js';
 import { TestCluster, waitClusterState } from '../helpers/cluster.js';
+import { PROJECT_ROOT } from '../helpers/spec.js';
 import type { NodeProcess } from '../helpers/cluster.js';
 import { recordingLogger } from '../helpers/logger.js';
 
@@ -390,6 +393,33 @@ async function checkIsolation(reader: NeoStorage, run: Run): Promise<void> {
  * Stops everything cleanly (the storages commit what they deferred), then compares the rows of
  * each partition in the databases of its cells.
  */
+/** Check rounds: a check that a cut interrupts is asked again, a bounded number of times. */
+const CHECK_ROUNDS = 5;
+const CHECK_WAIT_MS = 15_000;
+
+/**
+ * `neoctl check` of every partition; each one must be reported identical by its checking storage,
+ * and no storage may report a difference.
+ */
+async function neoctlCheck(faulty: FaultyCluster): Promise<void> {
+  const neoctl = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'neoctl.js');
+  const logs = () => faulty.cluster.nodes.map((node) => node.log()).join('\n');
+  const identical = () => new Set([...logs().matchAll(/partition (\d+): replicas identical/g)].map((m) => Number(m[1])));
+  for (let round = 0; round < CHECK_ROUNDS && identical().size < PARTITIONS; round++) {
+    const missing = Array.from({ length: PARTITIONS }, (_, p) => p).filter((p) => !identical().has(p));
+    try {
+      await promisify(execFile)(process.execPath, [neoctl, '-a', formatAddress(faulty.admin.address), 'check', ...missing.map((p) => `${p}:`)], { timeout: 10_000 });
+    } catch {
+      continue; // the connection to the admin was cut: ask again
+    }
+    const deadline = Date.now() + CHECK_WAIT_MS;
+    while (Date.now() < deadline && missing.some((p) => !identical().has(p))) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual([...identical()].sort((a, b) => a - b), Array.from({ length: PARTITIONS }, (_, p) => p),
+    `every partition checked identical (seed ${SEED})`);
+  assert.doesNotMatch(logs(), /partition \d+ differs in/, `no replica differs (seed ${SEED})`);
+}
+
 async function checkReplicas(faulty: FaultyCluster, cells: number[][]): Promise<void> {
   const nodes = [faulty.admin, faulty.master, ...faulty.storages];
   for (const node of nodes) node.child.kill('SIGTERM');
@@ -454,6 +484,8 @@ describe(`faults: kill -9 and cut connections during transfers (seed ${SEED})`, 
       reader.close();
     }
   }));
+
+  it('neoctl check finds the replicas of every partition identical', step(() => neoctlCheck(faulty)));
 
   it('the replicas of every partition hold the same rows', step((current) => checkReplicas(faulty, current.cells)));
 });
