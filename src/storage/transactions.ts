@@ -170,33 +170,11 @@ export class TransactionManager {
   }
 
   /**
-   * AskStoreObject. NonReadableCell (partition not ours, or not yet) is acknowledged with
-   * ZERO_TID: some readable cell does the real work. UndoPackError propagates.
+   * Takes the lock of `oid` for a store or a check; `record` runs once it is taken (locked or
+   * lockless). A transaction aborted while the request waited, and NonReadableCell (partition not
+   * ours, or not yet), are acknowledged with ZERO_TID: some readable cell does the real work.
    */
-  storeObject(
-    ttid: Buffer, serial: Buffer, oid: Buffer, value: ObjectValue | null, dataSerial: Buffer | null,
-  ): LockAnswer | Delayed {
-    const txn = this.get(ttid);
-    if (txn === undefined) return ZERO_TID; // aborted while the store waited
-    let locked;
-    try {
-      locked = this.#lockObject(txn, serial, oid);
-    } catch (error) {
-      if (error instanceof NonReadableCellError) return ZERO_TID;
-      throw error;
-    }
-    if (locked === DELAYED) return DELAYED;
-    if (Buffer.isBuffer(locked)) return locked;
-    const key = hex(oid);
-    if (txn.serials.has(key)) this.#unstore(txn, key);
-    const dataId = this.#backend.holdData(oid, value, dataSerial);
-    txn.serials.set(key, { oid, serial });
-    txn.stores.set(key, { oid, dataId, dataSerial });
-    return locked === 'locked' ? null : ZERO_TID;
-  }
-
-  /** AskCheckCurrentSerial: a store without data (transactions.md §8). */
-  checkCurrentSerial(ttid: Buffer, oid: Buffer, serial: Buffer): LockAnswer | Delayed {
+  #lockAndRecord(ttid: Buffer, serial: Buffer, oid: Buffer, record: (txn: Transaction, key: string) => void): LockAnswer | Delayed {
     const txn = this.get(ttid);
     if (txn === undefined) return ZERO_TID;
     let locked;
@@ -208,8 +186,25 @@ export class TransactionManager {
     }
     if (locked === DELAYED) return DELAYED;
     if (Buffer.isBuffer(locked)) return locked;
-    txn.serials.set(hex(oid), { oid, serial });
+    record(txn, hex(oid));
     return locked === 'locked' ? null : ZERO_TID;
+  }
+
+  /** AskStoreObject. UndoPackError propagates. */
+  storeObject(
+    ttid: Buffer, serial: Buffer, oid: Buffer, value: ObjectValue | null, dataSerial: Buffer | null,
+  ): LockAnswer | Delayed {
+    return this.#lockAndRecord(ttid, serial, oid, (txn, key) => {
+      if (txn.serials.has(key)) this.#unstore(txn, key);
+      const dataId = this.#backend.holdData(oid, value, dataSerial);
+      txn.serials.set(key, { oid, serial });
+      txn.stores.set(key, { oid, dataId, dataSerial });
+    });
+  }
+
+  /** AskCheckCurrentSerial: a store without data (transactions.md §8). */
+  checkCurrentSerial(ttid: Buffer, oid: Buffer, serial: Buffer): LockAnswer | Delayed {
+    return this.#lockAndRecord(ttid, serial, oid, (txn, key) => void txn.serials.set(key, { oid, serial }));
   }
 
   /**

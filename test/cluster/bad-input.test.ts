@@ -12,7 +12,7 @@ import { POSKeyError, StorageError, openStorage, p64 } from '../../src/index.js'
 import type { NeoStorage } from '../../src/index.js';
 import { formatAddress } from '../../src/core/address.js';
 import type { Address } from '../../src/core/env.js';
-import { TestCluster, waitClusterState } from '../helpers/cluster.js';
+import { TestCluster, waitClusterState, bounded as boundedBy } from '../helpers/cluster.js';
 import type { NodeProcess } from '../helpers/cluster.js';
 import { PROJECT_ROOT } from '../helpers/spec.js';
 
@@ -42,18 +42,7 @@ function run(program: string, args: string[]): Promise<Exit> {
   });
 }
 
-/** `promise`, or a rejection naming `what` after `ms`. */
-async function bounded<T>(what: string, promise: Promise<T>, ms = BOUND_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no outcome after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const bounded = <T>(what: string, promise: Promise<T>, ms = BOUND_MS): Promise<T> => boundedBy(what, promise, ms);
 
 function uri(clusterName: string, master: Address): string {
   return `neo://${clusterName}@${formatAddress(master)}`;

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { POSKeyError, openStorage } from '../../src/index.js';
 import type { NeoStorage } from '../../src/index.js';
 import { formatAddress } from '../../src/core/address.js';
-import { TestCluster, waitClusterState } from '../helpers/cluster.js';
+import { TestCluster, waitClusterState, bounded as boundedBy } from '../helpers/cluster.js';
 import type { NodeProcess } from '../helpers/cluster.js';
 import { seededRandom } from '../helpers/spec.js';
 
@@ -31,17 +31,7 @@ const OPERATION_BOUND_MS = 30_000;
 const STEPS = ['before tpcBegin', 'after tpcBegin', 'after the stores', 'after tpcVote', 'during tpcFinish'] as const;
 type Step = (typeof STEPS)[number];
 
-async function bounded<T>(what: string, promise: Promise<T>, ms = OPERATION_BOUND_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no outcome after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const bounded = <T>(what: string, promise: Promise<T>, ms = OPERATION_BOUND_MS): Promise<T> => boundedBy(what, promise, ms);
 
 const counterData = (value: number): Buffer => Buffer.from(`counter ${value}`);
 const objectData = (round: number, i: number): Buffer => Buffer.from(`round ${round} transaction ${i} `.repeat(1 + (i % 7)));

@@ -15,7 +15,7 @@ import type { Address } from '../../src/core/env.js';
 import { Connection } from '../../src/net/connection.js';
 import { tcpTransport } from '../../src/net/tcp.js';
 import { NodeStates, NodeTypes } from '../../src/protocol/enums.js';
-import { TestCluster, freePorts, waitClusterState } from '../helpers/cluster.js';
+import { TestCluster, freePorts, waitClusterState, bounded as boundedBy } from '../helpers/cluster.js';
 import { recordingLogger } from '../helpers/logger.js';
 import { PROJECT_ROOT, seededRandom } from '../helpers/spec.js';
 
@@ -33,17 +33,7 @@ const TAKEOVER_BOUND_MS = 30_000;
 const STEPS = ['before tpcBegin', 'after the stores', 'after tpcVote', 'during tpcFinish'] as const;
 type Step = (typeof STEPS)[number];
 
-async function bounded<T>(what: string, promise: Promise<T>, ms = OPERATION_BOUND_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no outcome after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const bounded = <T>(what: string, promise: Promise<T>, ms = OPERATION_BOUND_MS): Promise<T> => boundedBy(what, promise, ms);
 
 const objectData = (i: number): Buffer => Buffer.from(`transaction ${i} `.repeat(1 + (i % 5)));
 

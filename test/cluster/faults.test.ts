@@ -28,7 +28,7 @@ import { FAULTS_VARIABLE, FaultInjector, xorshift32 } from '../../src/net/faults
 import { tcpTransport } from '../../src/net/tcp.js';
 import { CellStates, NodeStates, NodeTypes } from '../../src/protocol/enums.js';
 import { nidToString, p64, tidToHex, u64 } from '../../src/protocol/ids.js';
-import { TestCluster, waitClusterState } from '../helpers/cluster.js';
+import { TestCluster, waitClusterState, bounded as boundedBy } from '../helpers/cluster.js';
 import { PROJECT_ROOT } from '../helpers/spec.js';
 import type { NodeProcess } from '../helpers/cluster.js';
 import { recordingLogger } from '../helpers/logger.js';
@@ -61,17 +61,8 @@ const SNAPSHOTS = 12;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function bounded<T>(what: string, promise: Promise<T>, ms = OPERATION_BOUND_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no outcome after ${ms} ms (seed ${SEED})`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const bounded = <T>(what: string, promise: Promise<T>, ms = OPERATION_BOUND_MS): Promise<T> =>
+  boundedBy(`${what} (seed ${SEED})`, promise, ms);
 
 const balanceData = (balance: number): Buffer => Buffer.from(String(balance));
 function balanceOf(data: Buffer): number {

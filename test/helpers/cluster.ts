@@ -163,3 +163,16 @@ export async function waitClusterState(admin: Address, wanted: string, timeoutMs
   }
   throw new Error(`cluster not ${wanted} after ${timeoutMs} ms (last: ${last})`);
 }
+
+/** `promise`, or a rejection naming `what` after `ms`: every wait of a cluster test is bounded. */
+export async function bounded<T>(what: string, promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no outcome after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
