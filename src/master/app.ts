@@ -24,7 +24,7 @@ import {
 import type { ArgsOf, PacketName } from '../protocol/packets.js';
 import { AdminHandler } from './handlers/admin.js';
 import { ClientHandler } from './handlers/client.js';
-import { IdentificationHandler } from './handlers/identification.js';
+import { IdentificationHandler, devpathOf } from './handlers/identification.js';
 import { OtherMasterHandler, SecondaryHandler } from './handlers/master.js';
 import { StorageHandler, StorageServiceHandler } from './handlers/storage.js';
 import { operationalWithout, outdateNode, outdateNotRunning, replicationDone, tweak } from './pt.js';
@@ -115,6 +115,8 @@ export class MasterApp {
   private truncateTid: Buffer | null = null;
   /** Storages that may get cells: those of the table and those added since (cluster.md §10.1). */
   private readonly ptMembers = new Set<number>();
+  /** The topology path each storage announced at its last identification, while it is known. */
+  private readonly devpaths = new WeakMap<Node, readonly string[]>();
   /** Readiness number of each ready storage (cluster.md §9.1). */
   private readonly ready = new Map<number, number>();
   private readonly starting = new Set<number>();
@@ -356,6 +358,7 @@ export class MasterApp {
     node.address = address;
     node.state = state;
     node.idTimestamp = this.nextTimestamp();
+    if (nodeType === NodeTypes.STORAGE) this.recordDevpath(node, extra);
     this.broadcastNodes([node]);
     node.connection = conn;
     conn.peer = node;
@@ -380,6 +383,22 @@ export class MasterApp {
       this.startOperation(node);
     }
   }
+
+  /** Like NEO, each identification replaces what the previous one announced. */
+  private recordDevpath(node: Node, extra: ReadonlyMap<string, unknown>): void {
+    const devpath = devpathOf(extra);
+    if (devpath === null) this.logger.warn(`${describeNode(node)} announced a devpath that is not a list of strings: ignored`);
+    if (devpath) this.devpaths.set(node, devpath);
+    else this.devpaths.delete(node);
+  }
+
+  /** The topology tweak spreads replicas over (cluster.md §10.3). */
+  private readonly topology = (nid: number): readonly string[] | undefined => {
+    const node = this.nodes.byNid(nid);
+    return node === undefined ? undefined : this.devpaths.get(node);
+  };
+
+  private readonly warn = (message: string): void => this.logger.warn(message);
 
   /** The known record of an identifying node, if any (cluster.md §3.3). */
   private resolveNode(nid: number | null, address: Address | null): Node | undefined {
@@ -941,7 +960,7 @@ export class MasterApp {
     if (this.pt.ptid === null) {
       const nids = started.map((node) => node.nid!).sort((a, b) => a - b);
       this.pt = new PartitionTable(this.config.partitions, this.config.replicas);
-      tweak(this.pt, nids);
+      tweak(this.pt, nids, this.topology, this.warn);
       this.pt.ptid = 1;
       for (const nid of nids) this.ptMembers.add(nid);
       for (const admin of this.identified().filter((node) => node.type === NodeTypes.ADMIN)) {
@@ -1460,7 +1479,7 @@ export class MasterApp {
     if (down !== undefined) throw new NeoError(ErrorCodes.DENIED, `down nodes must be listed explicitly (${nidToString(down)})`);
     if (nids.length === 0) throw new NeoError(ErrorCodes.DENIED, "Can't remove all nodes.");
     const table = dryRun ? PartitionTable.fromWire(this.pt.ptid, this.pt.numReplicas, this.pt.toWire()) : this.pt;
-    const changes = tweak(table, nids);
+    const changes = tweak(table, nids, this.topology, this.warn);
     if (!dryRun) this.broadcastPartitionChanges(changes);
     return [changes.length > 0, table.toWire()];
   }

@@ -59,9 +59,11 @@ class FakePeer {
     return this.received.filter((packet) => packet.name === name).at(-1);
   }
 
-  identify(type: NodeType, nid: number | null, port: number | null, cluster = CLUSTER): Promise<unknown[]> {
+  identify(
+    type: NodeType, nid: number | null, port: number | null, cluster = CLUSTER, extra = new Map<string, unknown>(),
+  ): Promise<unknown[]> {
     const address = port === null ? null : { host: '127.0.0.1', port };
-    return this.conn.request('RequestIdentification', [type, nid, address, cluster, null, new Map()]);
+    return this.conn.request('RequestIdentification', [type, nid, address, cluster, null, extra]);
   }
 }
 
@@ -97,6 +99,7 @@ async function startMaster(options: Partial<MasterOptions> = {}) {
     timers: {
       after: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; },
       every: (ms, fn) => { const t = setInterval(fn, ms); return { cancel: () => clearInterval(t) }; },
+      soon: (fn) => void setImmediate(fn),
     },
     random: { next: () => 0.5, int: () => 0, bytes: (n) => Buffer.alloc(n) },
     transport: network.transport(),
@@ -389,6 +392,32 @@ describe('master: partition table', () => {
     assert.equal(changes.length, 4);
     // Tweaking again changes nothing.
     assert.deepEqual(tweak(pt, [1, 2, 3]), []);
+  });
+
+  it('spreads the replicas of a new table over the hosts its storages announce in devpath', async () => {
+    const { master, network, logger } = await startMaster();
+    const hosts = ['a', 'a', 'b', 'b'];
+    const storages = hosts.map(() => fakeStorage(network, master));
+    for (const [i, storage] of storages.entries()) {
+      const devpath = [Buffer.from(hosts[i]!), Buffer.from(String(i))];
+      await storage.identify(NodeTypes.STORAGE, null, 20001 + i, CLUSTER, new Map([['devpath', devpath]]));
+    }
+    // A devpath that is not a list of strings is ignored, as NEO does not check it either.
+    const odd = fakeStorage(network, master);
+    await odd.identify(NodeTypes.STORAGE, null, 20009, CLUSTER, new Map([['devpath', 42]]));
+    assert(logger.lines.some((line) => /S5 .*devpath .*ignored/.test(line)));
+    odd.conn.close();
+    await until(() => master.nodes.byNid(5)?.connection === null, 'S5 lost');
+    const admin = new FakePeer(network, master);
+    await admin.identify(NodeTypes.ADMIN, null, 20100);
+    await until(() => storages.every((s) => s.names().includes('AskRecovery') && s.conn.pendingRequests === 0));
+    await until(() => master.nodes.storages().every((n) => (n.connection?.pendingRequests ?? 0) === 0));
+    await admin.conn.request('SetClusterState', [ClusterStates.VERIFYING]);
+    await until(() => master.clusterState === ClusterStates.RUNNING, 'RUNNING');
+    // Without topology the first partition would go to S1 and S2, both on host a.
+    for (const row of master.pt.rows) assert.deepEqual(row.map((cell) => hosts[cell.nid - 1]).sort(), ['a', 'b']);
+    assert(!logger.lines.some((line) => line.includes("Can't maximize resiliency")));
+    master.stop();
   });
 });
 
