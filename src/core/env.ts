@@ -22,6 +22,11 @@ export interface Timers {
   after(delayMs: number, fn: () => void): TimerHandle;
   /** Calls `fn` every `periodMs` until cancelled. */
   every(periodMs: number, fn: () => void): TimerHandle;
+  /**
+   * Calls `fn` once, after the I/O events already received have been handled (in a real process:
+   * setImmediate). Lets a node batch the work of several requests that arrived together.
+   */
+  soon(fn: () => void): void;
 }
 
 export interface Random {

@@ -58,6 +58,9 @@ export function realTimers(): Timers {
       const timer = setInterval(fn, periodMs);
       return { cancel: () => clearInterval(timer) };
     },
+    soon(fn: () => void): void {
+      setImmediate(fn);
+    },
   };
 }
 

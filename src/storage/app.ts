@@ -84,6 +84,8 @@ export class StorageApp {
   #dropQueue: number[] = [];
   #connections = new Set<Connection>();
   #delayedIdentifications: (() => boolean)[] = [];
+  /** Answers waiting for the next group commit (whenDurable). */
+  #durableWaiters: (() => void)[] = [];
   #stopped = false;
   #resolveDone!: (code: number) => void;
 
@@ -147,6 +149,25 @@ export class StorageApp {
     this.#listener = await this.env.transport.listen(config.bind, (stream) => this.#accept(stream));
     this.logger.info(`listening on ${formatAddress(this.#listener.address)}`);
     this.#connectToMaster();
+  }
+
+  /**
+   * Group commit: the writes of all the requests handled in one turn of the event loop share one
+   * commit (one fsync of the WAL), and each answer promising durability (vote, lock) is sent only
+   * after it. While a commit blocks the process, new requests queue up in the sockets: under load
+   * the next turn carries several votes and locks, so the commit rate adapts to the disk.
+   */
+  whenDurable(send: () => void): void {
+    this.#durableWaiters.push(send);
+    if (this.#durableWaiters.length === 1) this.env.timers.soon(() => this.#groupCommit());
+  }
+
+  #groupCommit(): void {
+    if (this.#stopped) return;
+    const waiters = this.#durableWaiters;
+    this.#durableWaiters = [];
+    this.backend.commit();
+    for (const send of waiters) send();
   }
 
   /** Closes everything and the database (what is not committed is lost, as in a crash). */

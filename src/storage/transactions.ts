@@ -240,7 +240,10 @@ export class TransactionManager {
 
   // --- Two-phase commit ------------------------------------------------------------------------
 
-  /** AskStoreTransaction (with metadata) / AskVoteTransaction: durable before answering. */
+  /**
+   * AskStoreTransaction (with metadata) / AskVoteTransaction. Writes without committing: the
+   * caller answers once a commit made the writes durable (StorageApp.whenDurable).
+   */
   vote(ttid: Buffer, metadata: Omit<TransactionMetadata, 'ttid' | 'packed'> | null, pack: PackOrderInfo | null): void {
     const txn = this.get(ttid);
     if (txn === undefined) throw protocolError(`unknown ttid ${tidToHex(ttid)}`);
@@ -260,11 +263,13 @@ export class TransactionManager {
     const objects = [...txn.stores.values()];
     this.#backend.storeTransaction(ttid, objects, metadata === null ? null : { ...metadata, ttid, packed: false });
     if (metadata !== null && pack !== null) this.#backend.storePackOrder(ttid, pack);
-    this.#backend.commit();
     txn.voted = metadata !== null ? 2 : 1;
   }
 
-  /** AskLockInformation: read-locks the stored OIDs; the metadata holder commits the final TID. */
+  /**
+   * AskLockInformation: read-locks the stored OIDs; the metadata holder writes the final TID,
+   * which the caller makes durable before answering (as for vote).
+   */
   lock(ttid: Buffer, tid: Buffer, approvePack: boolean): void {
     const txn = this.get(ttid);
     if (txn === undefined) throw protocolError(`unknown ttid ${tidToHex(ttid)}`);
@@ -275,7 +280,6 @@ export class TransactionManager {
     for (const key of txn.stores.keys()) this.#readLocks.set(key, hex(ttid));
     if (txn.voted === 2) {
       this.#backend.lockTransaction(ttid, tid, approvePack);
-      this.#backend.commit();
     }
   }
 

@@ -36,6 +36,7 @@ export function inProcessEnv(
         const timer = setInterval(fn, ms);
         return { cancel: () => clearInterval(timer) };
       },
+      soon: (fn) => void setImmediate(fn),
     },
     random: { next: () => 0.5, int: () => 0, bytes: (n) => Buffer.alloc(n) },
     transport: network.transport('127.0.0.1'),

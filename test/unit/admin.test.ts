@@ -53,6 +53,7 @@ function testEnv(transport: Transport): Env {
         const timer = setInterval(fn, periodMs).unref();
         return { cancel: () => clearInterval(timer) };
       },
+      soon: (fn) => void setImmediate(fn),
     },
     random: { next: () => 0.5, int: () => 0, bytes: (n) => Buffer.alloc(n) },
     transport,

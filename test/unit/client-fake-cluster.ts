@@ -57,6 +57,7 @@ export function testEnv(network: MemoryNetwork, host = '127.0.0.1'): Env {
         const t = setInterval(fn, ms);
         return { cancel: () => clearInterval(t) };
       },
+      soon: (fn) => void setImmediate(fn),
     },
     random: {
       next: random,

@@ -225,6 +225,7 @@ describe('heartbeat: noticing a dead or hung peer', () => {
           periodic.push(fn);
           return { cancel: () => void periodic.splice(periodic.indexOf(fn), 1) };
         },
+        soon: (fn: () => void) => void setImmediate(fn),
       },
       tick: async () => {
         for (const fn of [...periodic]) fn();

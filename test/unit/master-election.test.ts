@@ -27,6 +27,7 @@ function makeEnv(network: MemoryNetwork, clock: { now: number }): Env {
     timers: {
       after: (ms, fn) => { const t = setTimeout(fn, ms / TIME_SCALE); return { cancel: () => clearTimeout(t) }; },
       every: (ms, fn) => { const t = setInterval(fn, ms / TIME_SCALE); return { cancel: () => clearInterval(t) }; },
+      soon: (fn) => void setImmediate(fn),
     },
     random: { next: () => 0.5, int: () => 0, bytes: (n) => Buffer.alloc(n) },
     transport: network.transport(),

@@ -51,6 +51,9 @@ class ManualTimers {
   every(): TimerHandle {
     throw new Error('not used');
   }
+  soon(fn: () => void): void {
+    setImmediate(fn);
+  }
   #run(timer: { fn: () => void; cancelled: boolean }): void {
     this.pending = this.pending.filter((t) => t !== timer);
     if (!timer.cancelled) timer.fn();

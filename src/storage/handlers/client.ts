@@ -117,12 +117,14 @@ export class ClientHandler implements Handler {
       order = { approved: null, partial, oids: partial ? packOids : null, packTid };
     }
     this.app.tm.vote(ttid, { oids, user, description, ext }, order);
-    conn.answer('AnswerStoreTransaction', []);
+    const msgId = conn.peerMsgId;
+    this.app.whenDurable(() => conn.answerTo(msgId, 'AnswerStoreTransaction', []));
   }
 
   AskVoteTransaction(conn: Connection, ttid: Buffer): void {
     this.app.tm.vote(ttid, null, null);
-    conn.answer('AnswerVoteTransaction', []);
+    const msgId = conn.peerMsgId;
+    this.app.whenDurable(() => conn.answerTo(msgId, 'AnswerVoteTransaction', []));
   }
 
   AbortTransaction(_conn: Connection, ttid: Buffer): void {

@@ -181,7 +181,8 @@ export class MasterHandler implements Handler {
   AskLockInformation(conn: Connection, ttid: Buffer, tid: Buffer, packApproved: boolean): void {
     if (!this.app.operational) throw protocolError('not operational');
     this.app.tm.lock(ttid, tid, packApproved);
-    conn.answer('AnswerInformationLocked', [ttid]);
+    const msgId = conn.peerMsgId;
+    this.app.whenDurable(() => conn.answerTo(msgId, 'AnswerInformationLocked', [ttid]));
   }
 
   NotifyUnlockInformation(_conn: Connection, ttid: Buffer): void {
