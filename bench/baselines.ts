@@ -1,6 +1,7 @@
 // The limits NEO/TS runs against, measured in the same run as the figures they bound: loopback
 // round trips between two Node processes, fsync in the data folder, and SQLite commits with the
-// storage node's own durability settings (WAL, synchronous=FULL).
+// storage node's own durability settings (WAL, synchronous=FULL), and SQLite's raw insert rate
+// of 1 KiB rows with those settings.
 
 import { fork } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -17,6 +18,8 @@ export interface Baselines {
   roundTripsPerSec16: number;
   fsyncPerSec: number;
   sqliteCommitsPerSec: number;
+  /** 1 KiB rows inserted per second, 1,000 per transaction, with the same durability. */
+  sqliteInsertsPerSec: number;
 }
 
 function elapsedMs(start: bigint): number {
@@ -86,6 +89,26 @@ function sqliteCommitRate(dir: string, durationMs: number): number {
   return count / (elapsedMs(start) / 1000);
 }
 
+function sqliteInsertRate(dir: string, durationMs: number): number {
+  const db = new Database(join(dir, 'inserts.sqlite'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, value BLOB)');
+  const insert = db.prepare('INSERT INTO t (value) VALUES (?)');
+  const value = Buffer.alloc(1024, 3);
+  const rowsPerTransaction = 1000;
+  let count = 0;
+  const start = process.hrtime.bigint();
+  while (elapsedMs(start) < durationMs) {
+    db.exec('BEGIN');
+    for (let i = 0; i < rowsPerTransaction; i++) insert.run(value);
+    db.exec('COMMIT');
+    count += rowsPerTransaction;
+  }
+  db.close();
+  return count / (elapsedMs(start) / 1000);
+}
+
 export async function measureBaselines(durationMs: number, dataDir?: string): Promise<Baselines> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'neots-bench-'));
   try {
@@ -94,6 +117,7 @@ export async function measureBaselines(durationMs: number, dataDir?: string): Pr
       roundTripsPerSec16: await roundTrips(durationMs, 16),
       fsyncPerSec: fsyncRate(dir, durationMs),
       sqliteCommitsPerSec: sqliteCommitRate(dir, durationMs),
+      sqliteInsertsPerSec: sqliteInsertRate(dir, durationMs),
     };
   } finally {
     if (dataDir === undefined) rmSync(dir, { recursive: true, force: true });
