@@ -5,7 +5,10 @@
 import assert from 'node:assert/strict';
 import { formatAddress } from '../core/address.js';
 import type { Address, Env, Listener, Logger, TimerHandle } from '../core/env.js';
+import { followMasters, union } from '../core/master-list.js';
+import type { DynamicMasterList } from '../core/master-list.js';
 import { NodeTable, sameAddress } from '../core/node-table.js';
+import type { WireNodeInfo } from '../core/node-table.js';
 import type { PartitionTable } from '../core/partition-table.js';
 import { Connection, heartbeatFor } from '../net/connection.js';
 import { ClusterStates, NodeStates, NodeTypes } from '../protocol/enums.js';
@@ -63,6 +66,8 @@ export class AdminApp {
   readonly #masterHandler = new MasterHandler(this);
   // Finding the primary master (cluster.md §6.5).
   readonly #masterAddresses: Address[];
+  /** The --dynamic-master-list file (cluster.md §6.6), kept in step with #masterAddresses. */
+  readonly #masterList: DynamicMasterList | null;
   #nextMaster = 0;
   #designatedPrimary: Address | null = null;
   readonly #lastAttemptMs = new Map<string, number>();
@@ -80,13 +85,14 @@ export class AdminApp {
   #monitorTimer: TimerHandle | null = null;
   #monitorRequests: MonitorRequest[] = [];
 
-  constructor(env: Env, config: AdminOptions) {
+  constructor(env: Env, config: AdminOptions, masterList?: DynamicMasterList) {
     assert(config.cluster !== '', 'the cluster name must not be empty');
     this.env = env;
     this.config = config;
     this.logger = env.logger;
     this.nid = config.nid ?? null;
-    this.#masterAddresses = [...config.masters];
+    this.#masterAddresses = union(config.masters, masterList?.loaded ?? []);
+    this.#masterList = masterList ?? null;
     this.stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
     if ((config.monitorEmail ?? []).length > 0) {
       this.logger.warn('e-mail notifications are not implemented: --monitor-email is ignored');
@@ -114,6 +120,7 @@ export class AdminApp {
       this.#ctlConnections.add(conn);
     });
     this.logger.info(`listening on ${formatAddress(this.#listener.address)}`);
+    this.#saveMasters();
     this.#connectToPrimary();
   }
 
@@ -200,7 +207,17 @@ export class AdminApp {
     for (const address of knownMasters) {
       if (!this.#masterAddresses.some((known) => sameAddress(known, address))) this.#masterAddresses.push(address);
     }
+    this.#saveMasters();
     this.#designatedPrimary = primary === null ? null : (knownMasters[primary] ?? null);
+  }
+
+  /** Masters announced by the primary join the ones we try, or leave them (call before the table changes). */
+  mastersNotified(nodes: readonly WireNodeInfo[]): void {
+    if (followMasters(this.#masterAddresses, this.nodes, nodes)) this.#saveMasters();
+  }
+
+  #saveMasters(): void {
+    this.#masterList?.update(this.#masterAddresses, this.logger);
   }
 
   /** The connection being identified closed: try the next master. */

@@ -6,6 +6,7 @@ import type { Env } from '../core/env.js';
 import { ConfigError } from '../core/errors.js';
 import { formatHelp, loadConfig } from '../core/config.js';
 import type { ConfigOf, OptionSpec } from '../core/config.js';
+import { DynamicMasterList } from '../core/master-list.js';
 import { createLogger } from '../core/realenv.js';
 import { createRealEnv } from './env.js';
 
@@ -37,12 +38,25 @@ export function parseOrExit<const T extends readonly OptionSpec[]>(
     }
     return result.config;
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${program}: error: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
+    return exitOnConfigError(program, error);
   }
+}
+
+/** The --dynamic-master-list file, read (or created) before the node starts; exits 2 if it can't be. */
+export function openMasterListOrExit(program: string, path: string | undefined): DynamicMasterList | undefined {
+  try {
+    return path === undefined ? undefined : DynamicMasterList.open(path);
+  } catch (error) {
+    return exitOnConfigError(program, error);
+  }
+}
+
+function exitOnConfigError(program: string, error: unknown): never {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${program}: error: ${error.message}\n`);
+    process.exit(2);
+  }
+  throw error;
 }
 
 /** The real environment of a daemon, logging to --logfile when given, else to stderr. */

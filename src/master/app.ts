@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { formatAddress } from '../core/address.js';
 import type { MasterConfig } from '../core/config.js';
 import type { Address, Env, Listener, Logger, Stream, TimerHandle } from '../core/env.js';
+import { union } from '../core/master-list.js';
+import type { DynamicMasterList } from '../core/master-list.js';
 import { NodeTable, describeNode, sameAddress } from '../core/node-table.js';
 import type { NodeEntry, WireNodeInfo } from '../core/node-table.js';
 import { PartitionTable, isReadable } from '../core/partition-table.js';
@@ -155,10 +157,13 @@ export class MasterApp {
   /** Secondary role: masters tried since the last failure of a joined primary (cluster.md §6.4). */
   private triedMasters = new Set<string>();
   private secondaryTimer: TimerHandle | null = null;
+  /** The --dynamic-master-list file (cluster.md §6.6): every master of the node table, own included. */
+  private readonly masterList: DynamicMasterList | null;
 
-  constructor(env: Env, config: MasterOptions) {
+  constructor(env: Env, config: MasterOptions, masterList?: DynamicMasterList) {
     this.env = env;
     this.config = config;
+    this.masterList = masterList ?? null;
     this.logger = env.logger;
     this.pt = new PartitionTable(config.partitions, config.replicas);
     this.nid = config.nid ?? makeNid(NodeTypes.MASTER.value, 1);
@@ -186,7 +191,7 @@ export class MasterApp {
       state: NodeStates.RUNNING, idTimestamp: null, connection: null,
     });
     // Our own address may be listed too (the same list for every master).
-    this.learnMasters(this.config.masters);
+    this.learnMasters(union(this.config.masters, this.masterList?.loaded ?? []));
     this.playPrimary();
   }
 
@@ -372,6 +377,7 @@ export class MasterApp {
       const challenge = this.electionConnections.get(node);
       this.electionConnections.delete(node);
       challenge?.close();
+      this.saveMasters();
       return;
     }
     if (nodeType === NodeTypes.STORAGE && this.clusterState === ClusterStates.RECOVERING) {
@@ -447,13 +453,21 @@ export class MasterApp {
 
   /** Records the masters not known yet (DOWN until they identify); returns the entries. */
   private learnMasters(addresses: readonly Address[]): Node[] {
-    return addresses.filter((address) => !sameAddress(address, this.address)).map((address) => {
+    const nodes = addresses.filter((address) => !sameAddress(address, this.address)).map((address) => {
       const known = this.nodes.byAddress(address);
       if (known !== undefined) return known;
       return this.nodes.add({
         nid: null, type: NodeTypes.MASTER, address, state: NodeStates.DOWN, idTimestamp: null, connection: null,
       });
     });
+    this.saveMasters();
+    return nodes;
+  }
+
+  /** Rewrites the dynamic master list if the masters of the node table changed. */
+  private saveMasters(): void {
+    const addresses = this.nodes.ofType(NodeTypes.MASTER).flatMap((node) => (node.address === null ? [] : [node.address]));
+    this.masterList?.update(addresses, this.logger);
   }
 
   private otherMasters(): Node[] {
@@ -727,6 +741,7 @@ export class MasterApp {
       const node = this.nodes.update(info);
       node.connection = null;
     }
+    this.saveMasters();
   }
 
   primaryClusterInformation(conn: Connection, state: ClusterState): void {

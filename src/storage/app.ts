@@ -7,7 +7,10 @@ import { hostname } from 'node:os';
 import { formatAddress } from '../core/address.js';
 import type { StorageConfig } from '../core/config.js';
 import type { Address, Env, Listener, Logger, Stream, TimerHandle } from '../core/env.js';
+import { followMasters, union } from '../core/master-list.js';
+import type { DynamicMasterList } from '../core/master-list.js';
 import { NodeTable } from '../core/node-table.js';
+import type { WireNodeInfo } from '../core/node-table.js';
 import { Connection, heartbeatFor } from '../net/connection.js';
 import type { Handler } from '../net/connection.js';
 import type { Packet } from '../protocol/codec.js';
@@ -33,6 +36,8 @@ export type StorageAppConfig = Pick<StorageConfig, 'cluster' | 'masters' | 'bind
 export interface StorageAppOptions {
   /** An already opened backend (tests); otherwise `adapter`/`database` are opened. */
   readonly backend?: Backend;
+  /** The --dynamic-master-list file (cluster.md §6.6): more masters to try, kept up to date. */
+  readonly masterList?: DynamicMasterList;
 }
 
 /** Delay between rounds of attempts to reach a master (cluster.md §6.5). */
@@ -75,6 +80,7 @@ export class StorageApp {
   #reportedPackId: Buffer | null = null;
   #listener: Listener | null = null;
   #masters: Address[];
+  readonly #masterList: DynamicMasterList | null;
   #nextMaster = 0;
   #redirect: Address | null = null;
   #masterConn: Connection | null = null;
@@ -94,7 +100,8 @@ export class StorageApp {
     this.config = config;
     this.logger = env.logger;
     this.clusterName = config.cluster;
-    this.#masters = [...config.masters];
+    this.#masters = union(config.masters, options.masterList?.loaded ?? []);
+    this.#masterList = options.masterList ?? null;
     this.#backend = options.backend ?? null;
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
@@ -148,6 +155,7 @@ export class StorageApp {
     });
     this.#listener = await this.env.transport.listen(config.bind, (stream) => this.#accept(stream));
     this.logger.info(`listening on ${formatAddress(this.#listener.address)}`);
+    this.#saveMasters();
     this.#connectToMaster();
   }
 
@@ -282,7 +290,17 @@ export class StorageApp {
     for (const address of known) {
       if (!this.#masters.some((m) => m.host === address.host && m.port === address.port)) this.#masters.push(address);
     }
+    this.#saveMasters();
     return primary === null ? null : known[primary] ?? null;
+  }
+
+  /** Masters announced by the primary join the ones we try, or leave them (call before the table changes). */
+  mastersNotified(nodes: readonly WireNodeInfo[]): void {
+    if (followMasters(this.#masters, this.nodes, nodes)) this.#saveMasters();
+  }
+
+  #saveMasters(): void {
+    this.#masterList?.update(this.#masters, this.logger);
   }
 
   masterLost(conn: Connection): void {

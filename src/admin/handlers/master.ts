@@ -42,6 +42,7 @@ export class MasterHandler implements Handler {
   }
 
   NotifyNodeInformation(_conn: Connection, _timestamp: number, nodes: WireNodeInfo[]): void {
+    this.#app.mastersNotified(nodes);
     for (const node of nodes) this.#app.nodes.update(node);
     this.#app.partitionTableUpdated();
   }

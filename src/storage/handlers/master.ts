@@ -34,6 +34,7 @@ export class MasterHandler implements Handler {
 
   NotifyNodeInformation(_conn: Connection, timestamp: number, nodes: WireNodeInfo[]): void {
     const app = this.app;
+    app.mastersNotified(nodes);
     for (const info of nodes) {
       const [type, , nid, state, idTimestamp] = info;
       if (nid !== null && nid === app.nid) {
