@@ -163,6 +163,11 @@ interface StoreEntry {
   readonly data: Buffer | null | typeof CHECKED;
   readonly serial: Buffer;
   readonly pending: Set<number>;
+  /**
+   * Still being sent: the cells answered so far may not be all, e.g. while connecting to the next
+   * one. Completing the store then would drop a conflict that cell reports later.
+   */
+  sending: boolean;
   /** Some node accepted it (locked, or lockless). */
   acked: boolean;
 }
@@ -175,7 +180,7 @@ interface TxnContext {
   /** Stores and checks waiting for answers, by oid hex. */
   readonly dataDict: Map<string, StoreEntry>;
   /** Stores acknowledged by every node: data kept for the cache (null: not kept). */
-  readonly cacheDict: Map<string, { oid: Buffer; data: Buffer | null | typeof CHECKED }>;
+  readonly cacheDict: CompletedStores;
   readonly conflicts: Map<string, Buffer>;
   readonly resolved: Map<string, Buffer>;
   readonly deleted: Set<string>;
@@ -229,6 +234,31 @@ function checkId(what: string, id: Buffer): void {
 
 function maxId(a: Buffer, b: Buffer): Buffer {
   return compareIds(a, b) >= 0 ? a : b;
+}
+
+/**
+ * The stores of a transaction acknowledged by every node, with the total size of the data kept
+ * for the cache: summing it at each answer made a transaction of n stores cost n² steps.
+ */
+class CompletedStores extends Map<string, { oid: Buffer; data: Buffer | null | typeof CHECKED }> {
+  keptBytes = 0;
+
+  override set(key: string, value: { oid: Buffer; data: Buffer | null | typeof CHECKED }): this {
+    this.delete(key);
+    if (Buffer.isBuffer(value.data)) this.keptBytes += value.data.length;
+    return super.set(key, value);
+  }
+
+  override delete(key: string): boolean {
+    const old = super.get(key);
+    if (old !== undefined && Buffer.isBuffer(old.data)) this.keptBytes -= old.data.length;
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.keptBytes = 0;
+    super.clear();
+  }
 }
 
 export class NeoStorage implements ClientApp {
@@ -873,7 +903,7 @@ export class NeoStorage implements ClientApp {
       ttid: Buffer.alloc(0),
       involved: new Map(),
       dataDict: new Map(),
-      cacheDict: new Map(),
+      cacheDict: new CompletedStores(),
       conflicts: new Map(),
       resolved: new Map(),
       deleted: new Set(),
@@ -968,7 +998,7 @@ export class NeoStorage implements ClientApp {
     const key = hex(oid);
     if (!ctx.dataDict.has(key) && !ctx.cacheDict.has(key)) ctx.oidOrder.push(oid);
     ctx.cacheDict.delete(key);
-    const entry: StoreEntry = { oid, data, serial, pending: new Set(), acked: false };
+    const entry: StoreEntry = { oid, data, serial, pending: new Set(), sending: true, acked: false };
     ctx.dataDict.set(key, entry);
     const partition = partitionOf(oid, this.numPartitions());
     ctx.inflight += 1; // the connection phase below
@@ -993,6 +1023,8 @@ export class NeoStorage implements ClientApp {
         throw new StorageError(`no storage available for write to partition ${partition}`);
       }
     } finally {
+      entry.sending = false;
+      this.completeStore(ctx, entry);
       this.settle(ctx);
     }
   }
@@ -1036,19 +1068,22 @@ export class NeoStorage implements ClientApp {
         }
       }
     }
-    if (entry.pending.size === 0 && ctx.dataDict.get(key) === entry && entry.acked && !ctx.conflicts.has(key)) {
-      ctx.dataDict.delete(key);
-      ctx.cacheDict.set(key, { oid: entry.oid, data: this.keepForCache(ctx, entry.data) });
-    }
+    this.completeStore(ctx, entry);
     this.settle(ctx);
+  }
+
+  /** A store sent to every cell, answered by all, accepted and without conflict, is done. */
+  private completeStore(ctx: TxnContext, entry: StoreEntry): void {
+    const key = hex(entry.oid);
+    if (entry.sending || entry.pending.size > 0 || !entry.acked || ctx.dataDict.get(key) !== entry || ctx.conflicts.has(key)) return;
+    ctx.dataDict.delete(key);
+    ctx.cacheDict.set(key, { oid: entry.oid, data: this.keepForCache(ctx, entry.data) });
   }
 
   /** Keeps committed data for the cache only while the transaction's total stays under its size. */
   private keepForCache(ctx: TxnContext, data: Buffer | null | typeof CHECKED): Buffer | null | typeof CHECKED {
     if (data === null || data === CHECKED) return data;
-    let kept = 0;
-    for (const value of ctx.cacheDict.values()) if (Buffer.isBuffer(value.data)) kept += value.data.length;
-    return kept + data.length <= this.cache.maxSizeBytes ? data : null;
+    return ctx.cacheDict.keptBytes + data.length <= this.cache.maxSizeBytes ? data : null;
   }
 
   private idle(ctx: TxnContext): Promise<void> {
@@ -1094,7 +1129,7 @@ export class NeoStorage implements ClientApp {
         data = null;
       }
       ctx.cacheDict.delete(key);
-      ctx.dataDict.set(key, { oid, data, serial, pending: new Set(), acked: false });
+      ctx.dataDict.set(key, { oid, data, serial, pending: new Set(), sending: false, acked: false });
     }
     ctx.conflicts.set(key, conflictSerial);
   }

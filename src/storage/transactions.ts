@@ -210,6 +210,8 @@ export class TransactionManager {
   /**
    * AskRelockObject (deadlock avoidance, §7). With `release`, first gives the lock back and lets
    * older transactions take it. Returns null (relocked, or nothing to relock) or the conflict.
+   * A partition that started replicating meanwhile makes the store lockless: null too, as for a
+   * first store there, since the store stands and a readable cell does the conflict check.
    */
   relockObject(ttid: Buffer, oid: Buffer, release: boolean): [Buffer, Buffer, StoredData | null] | null | Delayed {
     const txn = this.get(ttid);

@@ -1,6 +1,7 @@
-// Write locks while a partition has lost one of its two cells (transactions.md §5.2, §9),
-// in-process: a real master, two storage nodes on memory backends, two real clients. This simple
-// case does NOT reproduce the lost update of the faults test (it passes today); it guards it.
+// Conflict checks of stores (transactions.md §5.2, §5.3, §9) in-process: a real master, two storage
+// nodes on memory backends, two real clients. The first case (a partition that lost one of its two
+// cells) guards the faults test's scenario without reproducing its lost update; the second one
+// reproduces it: a conflict answered by a cell the client was still connecting to was dropped.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -75,6 +76,66 @@ describe('no lost update with a partition on one cell', () => {
         serial = committed[0]!;
         await until(() => storages[0]!.tm.size === 0, 'unlocked');
       }
+    } catch (error) {
+      console.log(lines.filter((l) => !l.startsWith('debug')).join('\n'));
+      throw error;
+    } finally {
+      for (const c of clients) c.close();
+      for (const s of storages) s.stop();
+      master.stop();
+    }
+  });
+
+  it('a conflict answered after another cell accepted the store, while connecting to it, is not lost', async () => {
+    const network = memoryNetwork({ schedule: setImmediate });
+    const lines: string[] = [];
+    const master = new MasterApp(inProcessEnv(network, 'master', lines), {
+      cluster: CLUSTER, bind: { host: LOCAL, port: 0 }, masters: [], partitions: NP, replicas: 1, autostart: 2, nid: undefined,
+    });
+    await master.start();
+    const storages: StorageApp[] = [];
+    for (let i = 0; i < 2; i++) {
+      const app = new StorageApp(inProcessEnv(network, `storage${i}`, lines), {
+        cluster: CLUSTER, masters: [master.address], bind: { host: LOCAL, port: 0 }, adapter: 'Memory', database: '',
+      }, { backend: new MemoryBackend(new MemoryDatabase()) });
+      await app.start();
+      storages.push(app);
+    }
+    const clients: NeoStorage[] = [];
+    try {
+      await until(() => master.clusterState === ClusterStates.RUNNING, 'cluster running');
+      await until(() => storages.every((s) => s.operational), 'storages operational');
+      const open = async (i: number) => {
+        const client = new NeoStorage({ env: inProcessEnv(network, `client${i}`, lines), clusterName: CLUSTER, masterNodes: [master.address], cacheSizeBytes: 0 });
+        await client.open();
+        clients.push(client);
+        return client;
+      };
+      const a = await open(0);
+      const oid = await a.newOid();
+      const commit = async (client: NeoStorage, serial: Buffer, value: string): Promise<Buffer> => {
+        const txn = {};
+        await client.tpcBegin(txn);
+        try {
+          await client.store(oid, serial, Buffer.from(value), txn);
+          await client.tpcVote(txn);
+          return await client.tpcFinish(txn);
+        } catch (error) {
+          await client.tpcAbort(txn);
+          throw error;
+        }
+      };
+      const base = await commit(a, ZERO_TID, '0');
+      // The first cell a client writes to accepts stores without a lock, as an OUT_OF_DATE cell
+      // being replicated does (transactions.md §5.3): only the other cell checks conflicts.
+      const [first] = master.pt.cells(0);
+      const lockless = storages.find((s) => s.nid === first!.nid)!;
+      lockless.tm.replicating([0]);
+      await commit(a, base, 'a');
+      // A new client: its store reaches the lockless cell, which answers at once, while its
+      // connection to the other cell is still being set up; that cell then reports the conflict.
+      const b = await open(1);
+      await assert.rejects(commit(b, base, 'b'), ConflictError, 'a store over a stale serial must conflict');
     } catch (error) {
       console.log(lines.filter((l) => !l.startsWith('debug')).join('\n'));
       throw error;
