@@ -1,6 +1,7 @@
-// Faults with real processes: 1 master, 3 SQLite storages (replicas 1, 6 partitions) and an admin
-// run with the transport's cut hook on (NEOTS_FAULTS), while 3 clients move money between 20
-// accounts and the test kills -9 storages and restarts them. Afterwards: every transaction whose
+// Faults with real processes: 2 masters (a primary and a spare), 3 SQLite storages (replicas 1, 6
+// partitions) and an admin run with the transport's cut hook on (NEOTS_FAULTS), while 3 clients
+// move money between 20 accounts and the test kills -9 storages and the primary master and
+// restarts them (a restarted master comes back as a secondary). Afterwards: every transaction whose
 // tpcFinish returned is there with its exact data, the total of the balances is the same in every
 // snapshot, every cell is UP_TO_DATE again and the replicas of each partition hold the same rows.
 //
@@ -28,7 +29,7 @@ import { FAULTS_VARIABLE, FaultInjector, xorshift32 } from '../../src/net/faults
 import { tcpTransport } from '../../src/net/tcp.js';
 import { CellStates, NodeStates, NodeTypes } from '../../src/protocol/enums.js';
 import { nidToString, p64, tidToHex, u64 } from '../../src/protocol/ids.js';
-import { TestCluster, waitClusterState, bounded as boundedBy } from '../helpers/cluster.js';
+import { TestCluster, freePorts, waitClusterState, bounded as boundedBy } from '../helpers/cluster.js';
 import { PROJECT_ROOT } from '../helpers/spec.js';
 import type { NodeProcess } from '../helpers/cluster.js';
 import { recordingLogger } from '../helpers/logger.js';
@@ -37,6 +38,8 @@ const SEED = process.env['NEOTS_FAULT_SEED'] === undefined ? 0xfa0175 : Number(p
 const PARTITIONS = 6;
 const REPLICAS = 1;
 const STORAGES = 3;
+/** Every master is given every master's address; the first started becomes the primary. */
+const MASTERS = 2;
 const ACCOUNTS = 20;
 const INITIAL_BALANCE = 1000;
 const CLIENTS = 3;
@@ -45,15 +48,17 @@ const DAEMON_CUT_PROBABILITY = 0.001;
 /** The same for the clients of the test (they receive fewer, larger chunks). */
 const CLIENT_CUT_PROBABILITY = 0.002;
 /** Kill -9 and restart rounds during the workload. */
-const KILL_ROUNDS = 3;
+const KILL_ROUNDS = 4;
+/** Probability that a round kills the primary master rather than a storage (one round always does). */
+const MASTER_KILL_PROBABILITY = 0.3;
 /** Each client stops after this many transfers, or when the kill rounds are over. */
-const MAX_TRANSFERS_PER_CLIENT = 300;
+const MAX_TRANSFERS_PER_CLIENT = 2000;
 /** Attempts of one transfer before the client gives it up (conflicts, lost connections). */
 const MAX_ATTEMPTS = 30;
 /** A client operation still running after this long is a hang: the test fails. */
 const OPERATION_BOUND_MS = 30_000;
 /** The whole workload (with its kill rounds) must end within this. */
-const WORKLOAD_BOUND_MS = 60_000;
+const WORKLOAD_BOUND_MS = 90_000;
 /** How long the cells may take to be all UP_TO_DATE again after a restart or the workload. */
 const CONVERGENCE_BOUND_MS = 30_000;
 /** Snapshots whose balances are summed, besides the last one. */
@@ -84,7 +89,8 @@ interface Committed {
 class FaultyCluster {
   readonly cluster = new TestCluster();
   readonly random = xorshift32(SEED);
-  master!: NodeProcess;
+  masterAddresses: Address[] = [];
+  readonly masters: NodeProcess[] = [];
   admin!: NodeProcess;
   readonly storages: NodeProcess[] = [];
   /** What the clients of the test logged (info and above), for the post-mortem. */
@@ -108,14 +114,23 @@ class FaultyCluster {
   }
 
   async start(): Promise<void> {
-    this.master = await this.#withFaults(() => this.cluster.startMaster({ partitions: PARTITIONS, replicas: REPLICAS, autostart: STORAGES }));
+    this.masterAddresses = await freePorts(MASTERS);
+    for (let i = 0; i < MASTERS; i++) this.masters.push(await this.startMaster(i));
     for (let i = 0; i < STORAGES; i++) this.storages.push(await this.startStorage(i));
-    this.admin = await this.#withFaults(() => this.cluster.startAdmin(this.master.address));
+    this.admin = await this.#withFaults(() => this.cluster.startAdmin(this.masterAddresses));
     await waitClusterState(this.admin.address, 'RUNNING');
+    await waitMastersRunning(this.admin.address, 'at start');
+  }
+
+  startMaster(index: number): Promise<NodeProcess> {
+    return this.#withFaults(() => this.cluster.startMaster({
+      name: `master${index}`, bind: this.masterAddresses[index]!, masters: this.masterAddresses,
+      partitions: PARTITIONS, replicas: REPLICAS, autostart: STORAGES,
+    }));
   }
 
   startStorage(index: number): Promise<NodeProcess> {
-    return this.#withFaults(() => this.cluster.startStorage(index, this.master.address));
+    return this.#withFaults(() => this.cluster.startStorage(index, this.masterAddresses));
   }
 
   async open(client: number): Promise<NeoStorage> {
@@ -124,7 +139,7 @@ class FaultyCluster {
     const faults = new FaultInjector({ cutProbability: CLIENT_CUT_PROBABILITY, seed: SEED + 2000 + client }, logger);
     this.clientFaults.push(faults);
     const env = createRealEnv({ logger, peerTimeoutMs: 10_000, transport: tcpTransport({ logger, faults }) });
-    const uri = `neo://${this.cluster.name}@${formatAddress(this.master.address)}`;
+    const uri = `neo://${this.cluster.name}@${this.masterAddresses.map(formatAddress).join(',')}`;
     return bounded('open', openStorage(uri, { env, openTimeoutMs: OPERATION_BOUND_MS }));
   }
 
@@ -152,6 +167,53 @@ async function adminView(admin: Address): Promise<{ rows: [number, string][][]; 
   } finally {
     client.close();
   }
+}
+
+/**
+ * The index of the primary master as the admin knows it (AskPrimary, then the masters' list for
+ * its address); null if the admin does not answer or knows no primary among our masters.
+ */
+async function primaryMaster(admin: Address, masterAddresses: readonly Address[]): Promise<number | null> {
+  const client = new AdminClient(tcpTransport({ faults: null }), admin, recordingLogger());
+  try {
+    const primary = await client.ask('AskPrimary', []);
+    const nodes = await client.ask('AskNodeList', [NodeTypes.MASTER]);
+    if (primary.name !== 'AnswerPrimary' || nodes.name !== 'AnswerNodeList') return null;
+    const [nid] = primary.args as [number];
+    const [list] = nodes.args as [[unknown, Address | null, number | null, { name: string }, unknown][]];
+    const entry = list.find(([, , listed, state]) => listed === nid && state.name === NodeStates.RUNNING.name);
+    const address = entry?.[1] ?? null;
+    const index = address === null ? -1 : masterAddresses.findIndex((known) => formatAddress(known) === formatAddress(address));
+    return index < 0 ? null : index;
+  } catch {
+    return null;
+  } finally {
+    client.close();
+  }
+}
+
+/** Waits until the admin lists every master RUNNING (a restarted one joined the primary). */
+async function waitMastersRunning(admin: Address, why: string): Promise<void> {
+  const deadline = Date.now() + CONVERGENCE_BOUND_MS;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    const client = new AdminClient(tcpTransport({ faults: null }), admin, recordingLogger());
+    try {
+      const nodes = await client.ask('AskNodeList', [NodeTypes.MASTER]);
+      if (nodes.name === 'AnswerNodeList') {
+        const [list] = nodes.args as [[unknown, Address | null, number | null, { name: string }, unknown][]];
+        const running = list.filter(([, , , state]) => state.name === NodeStates.RUNNING.name).length;
+        if (running === MASTERS) return;
+        last = JSON.stringify(list.map(([, address, nid, state]) => [address === null ? null : formatAddress(address), nid, state.name]));
+      }
+    } catch (error) {
+      last = (error as Error).message;
+    } finally {
+      client.close();
+    }
+    await sleep(100);
+  }
+  throw new Error(`${why}: masters not all RUNNING after ${CONVERGENCE_BOUND_MS} ms (seed ${SEED}); last list: ${last}`);
 }
 
 /** Waits until every cell is UP_TO_DATE and every storage RUNNING; returns the cells' nids. */
@@ -248,22 +310,65 @@ async function transfers(
   }
 }
 
-/** Kills -9 a storage, restarts it after a while, waits for its cells to catch up; a few times. */
-async function killRounds(faulty: FaultyCluster): Promise<string[]> {
-  const story: string[] = [];
-  for (let round = 0; round < KILL_ROUNDS; round++) {
-    const before = 1000 + Math.floor(faulty.random() * 3000);
-    const index = Math.floor(faulty.random() * STORAGES);
-    const down = 500 + Math.floor(faulty.random() * 2500);
-    story.push(`after ${before} ms kill -9 storage${index} for ${down} ms`);
-    console.log(`# round ${round}: ${story.at(-1)}`);
-    await sleep(before);
-    await faulty.cluster.kill(faulty.storages[index]!);
-    console.log(`# ${new Date().toISOString()} storage${index} killed`);
-    await sleep(down);
+type Victim = { kind: 'storage'; index: number } | { kind: 'primary master' };
+
+/** The victims of the kill rounds, drawn from the seed: one round at least kills the primary master. */
+function drawVictims(random: () => number): Victim[] {
+  const masterRound = Math.floor(random() * KILL_ROUNDS);
+  return Array.from({ length: KILL_ROUNDS }, (_, round): Victim => {
+    const master = random() < MASTER_KILL_PROBABILITY;
+    const index = Math.floor(random() * STORAGES);
+    return round === masterRound || master ? { kind: 'primary master' } : { kind: 'storage', index };
+  });
+}
+
+/** Kills -9 the primary master (found through the admin); returns a restart of the same master. */
+async function killPrimary(faulty: FaultyCluster, round: number): Promise<() => Promise<void>> {
+  const deadline = Date.now() + CONVERGENCE_BOUND_MS;
+  let index: number | null = null;
+  while (index === null && Date.now() < deadline) {
+    index = await primaryMaster(faulty.admin.address, faulty.masterAddresses);
+    if (index === null) await sleep(100);
+  }
+  if (index === null) throw new Error(`round ${round}: no primary master known to the admin (seed ${SEED})`);
+  const primary = index;
+  await faulty.cluster.kill(faulty.masters[primary]!);
+  console.log(`# ${new Date().toISOString()} master${primary} (the primary) killed`);
+  return async () => {
+    faulty.masters[primary] = await faulty.startMaster(primary);
+    console.log(`# ${new Date().toISOString()} master${primary} restarted`);
+    await waitMastersRunning(faulty.admin.address, `round ${round}, master${primary} restarted`);
+  };
+}
+
+/** Kills -9 a storage; returns its restart. */
+async function killStorage(faulty: FaultyCluster, index: number): Promise<() => Promise<void>> {
+  await faulty.cluster.kill(faulty.storages[index]!);
+  console.log(`# ${new Date().toISOString()} storage${index} killed`);
+  return async () => {
     faulty.storages[index] = await faulty.startStorage(index);
     console.log(`# ${new Date().toISOString()} storage${index} restarted`);
-    await waitUpToDate(faulty.admin.address, `round ${round}, storage${index} restarted`);
+  };
+}
+
+/**
+ * Kills -9 a storage or the primary master, restarts it after a while, waits for the cells to
+ * catch up; a few times.
+ */
+async function killRounds(faulty: FaultyCluster): Promise<string[]> {
+  const story: string[] = [];
+  const victims = drawVictims(faulty.random);
+  for (const [round, victim] of victims.entries()) {
+    const before = 1000 + Math.floor(faulty.random() * 3000);
+    const down = 500 + Math.floor(faulty.random() * 2500);
+    const name = victim.kind === 'storage' ? `storage${victim.index}` : 'the primary master';
+    story.push(`after ${before} ms kill -9 ${name} for ${down} ms`);
+    console.log(`# round ${round}: ${story.at(-1)}`);
+    await sleep(before);
+    const restart = victim.kind === 'storage' ? await killStorage(faulty, victim.index) : await killPrimary(faulty, round);
+    await sleep(down);
+    await restart();
+    await waitUpToDate(faulty.admin.address, `round ${round}, ${name} restarted`);
   }
   return story;
 }
@@ -311,7 +416,7 @@ interface Run {
   cells: number[][];
 }
 
-/** The workload: 3 clients transfer while storages are killed and restarted, and links cut. */
+/** The workload: 3 clients transfer while nodes are killed and restarted, and links cut. */
 async function workload(faulty: FaultyCluster): Promise<Omit<Run, 'cells'>> {
   await faulty.start();
   const clients: NeoStorage[] = [];
@@ -412,7 +517,7 @@ async function neoctlCheck(faulty: FaultyCluster): Promise<void> {
 }
 
 async function checkReplicas(faulty: FaultyCluster, cells: number[][]): Promise<void> {
-  const nodes = [faulty.admin, faulty.master, ...faulty.storages];
+  const nodes = [faulty.admin, ...faulty.masters, ...faulty.storages];
   for (const node of nodes) node.child.kill('SIGTERM');
   await bounded('clean stop', Promise.all(nodes.map((node) => node.exited)));
   const databases = Array.from({ length: STORAGES }, (_, i) => readStorageRows(join(faulty.cluster.dir, `storage${i}.sqlite`)));
@@ -431,25 +536,36 @@ describe(`faults: kill -9 and cut connections during transfers (seed ${SEED})`, 
   let run: Run | null = null;
   after(() => faulty.cluster.destroy());
 
-  /** Runs a step; if it fails, keeps the nodes' logs (the cluster's folder goes with destroy()). */
+  /** Keeps the nodes' logs of a failed run (the cluster's folder goes with destroy()). */
+  const keepLogs = () => {
+    const dir = join(tmpdir(), `neots-faults-${SEED}-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    for (const [i, node] of faulty.cluster.nodes.entries()) writeFileSync(join(dir, `${i}-${node.name}.log`), node.log());
+    writeFileSync(join(dir, 'clients.log'), faulty.clientLogs.join(''));
+    writeFileSync(join(dir, 'committed.txt'), faulty.history.join('\n'));
+    console.log(`# the nodes' logs and the committed transfers are in ${dir}`);
+  };
+
+  /** Runs a step; if it fails, keeps the logs. */
   const step = (body: (run: Run) => Promise<void>) => async () => {
     assert.ok(run !== null, 'the workload ran');
     try {
       await body(run);
     } catch (error) {
-      const dir = join(tmpdir(), `neots-faults-${SEED}-${process.pid}`);
-      mkdirSync(dir, { recursive: true });
-      for (const [i, node] of faulty.cluster.nodes.entries()) writeFileSync(join(dir, `${i}-${node.name}.log`), node.log());
-      writeFileSync(join(dir, 'clients.log'), faulty.clientLogs.join(''));
-      writeFileSync(join(dir, 'committed.txt'), faulty.history.join('\n'));
-      console.log(`# the nodes' logs and the committed transfers are in ${dir}`);
+      keepLogs();
       throw error;
     }
   };
 
-  it('transfers commit while storages are killed -9 and restarted and connections are cut; cells catch up', async () => {
+  it('transfers commit while storages and the primary master are killed -9 and restarted and connections are cut; cells catch up', async () => {
     console.log(`# seed ${SEED} (replay the test's decisions: NEOTS_FAULT_SEED=${SEED})`);
-    const done = await workload(faulty);
+    let done;
+    try {
+      done = await workload(faulty);
+    } catch (error) {
+      keepLogs();
+      throw error;
+    }
     run = { ...done, cells: [] };
     await step(async (current) => {
       assert.ok(current.outcomes.committed.length > 0, 'some transfers committed');
