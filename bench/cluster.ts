@@ -66,7 +66,7 @@ export interface LayoutResult {
   coldLoads1: Rate;
   coldLoads4: Rate;
   warmLoads1: Rate;
-  bulk: { objects: number; objectsPerSec: number; mbPerSec: number };
+  bulk: { objects: number; objectsPerSec: number; mbPerSec: number; cpuPerObject: number };
   catchUp: { commitsMissed: number; seconds: number; commitsServedMeanwhile: number } | null;
   /** Peak RSS in KiB of each node process, and the largest of the client processes. */
   peakRssKiB: Record<string, number>;
@@ -220,7 +220,10 @@ export async function benchLayout(layout: Layout, sizes: Sizes, progress: (line:
     const bulkRun = await step(`bulk write, ${sizes.bulkObjects} x 1 KiB`, [commitJob(uri, sizes.bulkObjectsPerTxn, KIB, STEP_BOUND_MS, bulkTxns)]);
     const bulkResult = bulkRun.results[0]!;
     const objectsPerSec = (bulkResult.count * sizes.bulkObjectsPerTxn) / (bulkResult.elapsedMs / 1000);
-    const bulk = { objects: bulkResult.count * sizes.bulkObjectsPerTxn, objectsPerSec, mbPerSec: (objectsPerSec * KIB) / 1e6 };
+    const bulk = {
+      objects: bulkResult.count * sizes.bulkObjectsPerTxn, objectsPerSec, mbPerSec: (objectsPerSec * KIB) / 1e6,
+      cpuPerObject: bulkRun.rate.cpuPerOp / sizes.bulkObjectsPerTxn,
+    };
     const loadJob = (cache: boolean, seed: number, lastOid = bulkResult.lastOid!): WorkerJob => ({
       kind: 'load', uri, cache, firstOid: bulkResult.firstOid!, lastOid, durationMs: d, seed,
     });
