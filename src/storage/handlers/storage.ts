@@ -14,6 +14,8 @@ import { peerNid } from './client.js';
 
 /** Bound on the items a peer may ask for in one replication or check request. */
 const MAX_REQUEST_LENGTH = 1_000_000;
+/** Records a replication source sends per turn of the event loop (see #stream). */
+const STREAM_SLICE = 100;
 
 type ObjectKeys = ArgsOf<'AskFetchObjects'>[5];
 
@@ -41,16 +43,19 @@ export class StorageHandler implements Handler {
 
   // --- Replication source (storage.md §5.4) ---------------------------------------------------
 
-  /** The request is answered later with `name`, or an Error if it failed meanwhile. */
-  #whenUnlocked<N extends PacketName>(conn: Connection, maxTid: Buffer, name: N, run: (msgId: number) => ArgsOf<N>): void {
+  /**
+   * Runs `start` once no transaction locked here has a TID ≤ maxTid (it would not be fully
+   * visible yet); `start` streams and answers request `msgId` itself. A NeoError it throws is
+   * the answer.
+   */
+  #whenUnlocked(conn: Connection, maxTid: Buffer, start: (msgId: number) => void): void {
     const { tm } = this.app;
     const msgId = conn.peerMsgId;
     const attempt = (): boolean => {
       if (conn.isClosed) return true;
-      // A transaction locked here with TID ≤ maxTid is not fully visible yet: wait for its unlock.
       if (tm.isLockedTid(maxTid)) return false;
       try {
-        conn.answerTo(msgId, name, run(msgId));
+        start(msgId);
       } catch (error) {
         if (!(error instanceof NeoError)) throw error;
         conn.answerError(error.code, error.message, msgId);
@@ -60,6 +65,32 @@ export class StorageHandler implements Handler {
     if (!attempt()) tm.delayRead(attempt);
   }
 
+  /**
+   * Sends `count` records (`send(i)`), STREAM_SLICE per turn of the event loop and per write,
+   * then `answer()`. Node flushes a socket's queued writes only between turns: one long loop
+   * would hand the fetching node everything at the end, while slices let it store one while we
+   * read the next.
+   * Records up to the replicated TID do not change meanwhile; one that disappears (partition
+   * dropped, truncation) makes `send` throw, and the request is answered with that error.
+   */
+  #stream(conn: Connection, msgId: number, count: number, send: (i: number) => void, answer: () => void): void {
+    let next = 0;
+    const slice = (): void => {
+      if (conn.isClosed) return;
+      try {
+        conn.batch(() => {
+          for (const end = Math.min(count, next + STREAM_SLICE); next < end; next++) send(next);
+        });
+        if (next < count) this.app.env.timers.soon(slice);
+        else answer();
+      } catch (error) {
+        if (!(error instanceof NeoError)) throw error;
+        conn.answerError(error.code, error.message, msgId);
+      }
+    };
+    slice();
+  }
+
   AskFetchTransactions(
     conn: Connection, partition: number, length: number, minTid: Buffer, maxTid: Buffer, knownTids: Buffer[],
     askPackInfo: boolean,
@@ -67,22 +98,22 @@ export class StorageHandler implements Handler {
     this.#checkReadable(partition, ErrorCodes.REPLICATION_ERROR);
     checkLength(length);
     const { backend } = this.app;
-    this.#whenUnlocked(conn, maxTid, 'AnswerFetchTransactions', (msgId) => {
+    this.#whenUnlocked(conn, maxTid, (msgId) => {
       this.#checkReadable(partition, ErrorCodes.REPLICATION_ERROR);
       const known = new Set(knownTids.map((tid) => tid.toString('hex')));
       const completedPack = askPackInfo ? backend.getPackedIDs(false).get(partition) ?? ZERO_TID : null;
       const tids = backend.getReplicationTIDList(minTid, maxTid, length + 1, partition);
       const nextTid = tids.length > length ? tids.pop()! : null;
-      for (const tid of tids) {
-        if (known.delete(tid.toString('hex'))) continue;
+      const missing = tids.filter((tid) => !known.delete(tid.toString('hex')));
+      const toDelete = [...known].map((key) => Buffer.from(key, 'hex'));
+      this.#stream(conn, msgId, missing.length, (i) => {
+        const tid = missing[i]!;
         const txn = backend.getTransaction(tid);
         if (txn === null) throw new NeoError(ErrorCodes.REPLICATION_ERROR, `partition ${partition} dropped`);
         const { pack } = txn;
         conn.answerTo(msgId, 'AddTransaction', [tid, txn.user, txn.description, txn.ext, txn.packed, txn.ttid, [...txn.oids],
           pack === null ? null : [pack.approved, pack.partial, pack.oids === null ? null : [...pack.oids], pack.packTid]]);
-      }
-      const toDelete = [...known].map((key) => Buffer.from(key, 'hex'));
-      return [nextTid, toDelete, completedPack];
+      }, () => conn.answerTo(msgId, 'AnswerFetchTransactions', [nextTid, toDelete, completedPack]));
     });
   }
 
@@ -102,22 +133,23 @@ export class StorageHandler implements Handler {
     const keys = backend.getReplicationObjectList(minTid, maxTid, length + 1, partition, minOid);
     const next = keys.length > length ? keys.pop()! : null;
     const msgId = conn.peerMsgId;
-    for (const { serial, oid } of keys) {
+    const missing = keys.filter(({ serial, oid }) => {
       const entry = remaining.get(serial.toString('hex'));
-      if (entry !== undefined && entry[1].delete(oid.toString('hex'))) {
-        if (entry[1].size === 0) remaining.delete(serial.toString('hex'));
-        continue;
-      }
+      if (entry === undefined || !entry[1].delete(oid.toString('hex'))) return true;
+      if (entry[1].size === 0) remaining.delete(serial.toString('hex'));
+      return false;
+    });
+    const toDelete: ObjectKeys = new Map();
+    for (const [serial, oids] of remaining.values()) toDelete.set(serial, [...oids].map((key) => Buffer.from(key, 'hex')));
+    this.#stream(conn, msgId, missing.length, (i) => {
+      const { oid, serial } = missing[i]!;
       const record = backend.fetchObject(oid, serial);
       if (record === null) throw new NeoError(ErrorCodes.REPLICATION_ERROR, `partition ${partition} dropped or truncated`);
       // No data (deletion, undone creation) travels as compression 0, zero checksum, no bytes.
       const compression = record.compression ?? 0;
       const checksum = record.compression === null ? ZERO_HASH : record.checksum;
       conn.answerTo(msgId, 'AddObject', [oid, serial, compression, checksum, record.data, record.dataSerial]);
-    }
-    const toDelete: ObjectKeys = new Map();
-    for (const [serial, oids] of remaining.values()) toDelete.set(serial, [...oids].map((key) => Buffer.from(key, 'hex')));
-    conn.answer('AnswerFetchObjects', [next?.serial ?? null, next?.oid ?? null, toDelete]);
+    }, () => conn.answerTo(msgId, 'AnswerFetchObjects', [next?.serial ?? null, next?.oid ?? null, toDelete]));
   }
 
   /** REPLICATION_ERROR unless our cell is readable; CHECKING_ERROR unless it is not out of date. */
@@ -135,9 +167,9 @@ export class StorageHandler implements Handler {
   AskCheckTIDRange(conn: Connection, partition: number, length: number, minTid: Buffer, maxTid: Buffer): void {
     this.#checkReadable(partition, ErrorCodes.CHECKING_ERROR);
     checkLength(length);
-    this.#whenUnlocked(conn, maxTid, 'AnswerCheckTIDRange', () => {
+    this.#whenUnlocked(conn, maxTid, (msgId) => {
       const { count, tidChecksum, maxTid: last } = this.app.backend.checkTIDRange(partition, length, minTid, maxTid);
-      return [count, tidChecksum, last];
+      conn.answerTo(msgId, 'AnswerCheckTIDRange', [count, tidChecksum, last]);
     });
   }
 
