@@ -243,6 +243,8 @@ export class Connection {
   abort(): void {
     if (this.isAborting) return;
     this.aborting = true;
+    // What a batch holds so far was sent before the abort: it goes first.
+    if (this.batched !== null && this.batched.length > 0) this.stream.write(Buffer.concat(this.batched.splice(0)));
     this.stream.end();
   }
 
@@ -264,14 +266,18 @@ export class Connection {
   private received(chunk: Buffer): void {
     this.silentTicks = 0;
     if (this.isAborting) return;
-    try {
-      this.reader.push(chunk, (packet) => {
-        this.dispatch(packet);
-        return !this.isAborting;
-      });
-    } catch (error) {
-      this.refuseInput(error);
-    }
+    // The answers to the packets of one chunk leave together (e.g. a storage answering a run of
+    // stores): one write instead of one per answer.
+    this.batch(() => {
+      try {
+        this.reader.push(chunk, (packet) => {
+          this.dispatch(packet);
+          return !this.isAborting;
+        });
+      } catch (error) {
+        this.refuseInput(error);
+      }
+    });
   }
 
   private refuseInput(error: unknown): void {
