@@ -23,6 +23,8 @@ const PARTITIONS = 12;
 const SMALL_OBJECT_BYTES = 100;
 const KIB = 1024;
 const WARM_OBJECTS = 1000;
+/** Pause between the commits of the client that keeps the cluster busy during a catch-up. */
+const SERVING_PAUSE_MS = 20;
 /** No workload of the benchmark may take longer than this: it fails instead of hanging. */
 const STEP_BOUND_MS = 300_000;
 /** Bound on starting a client process and opening its storage. */
@@ -240,8 +242,9 @@ export async function benchLayout(layout: Layout, sizes: Sizes, progress: (line:
       const clients = 4;
       await step(`commits while ${victim.name} is down`, Array.from({ length: clients }, () =>
         commitJob(uri, 1, KIB, STEP_BOUND_MS, Math.ceil(sizes.catchUpCommits / clients))));
-      // One client keeps committing during the catch-up: the cluster keeps serving.
-      const serving = new Worker({ kind: 'commit-until-stopped', uri, objectBytes: KIB });
+      // A client keeps committing during the catch-up (one commit every SERVING_PAUSE_MS): the
+      // cluster keeps serving, and the figure is not that of a machine saturated by a client.
+      const serving = new Worker({ kind: 'commit-until-stopped', uri, objectBytes: KIB, pauseMs: SERVING_PAUSE_MS });
       try {
         await bounded('serving client ready', serving.ready, READY_BOUND_MS);
         serving.send('go');

@@ -13,7 +13,7 @@ import { p64, u64 } from '../src/protocol/ids.js';
 export type WorkerJob =
   | { kind: 'commit'; uri: string; objects: number; objectBytes: number; durationMs: number; maxCommits?: number }
   | { kind: 'load'; uri: string; cache: boolean; firstOid: string; lastOid: string; durationMs: number; seed: number }
-  | { kind: 'commit-until-stopped'; uri: string; objectBytes: number };
+  | { kind: 'commit-until-stopped'; uri: string; objectBytes: number; pauseMs?: number };
 
 export interface WorkerResult {
   /** Operations done: commits or loads. */
@@ -98,6 +98,7 @@ async function commitsUntilStopped(
       const killed = told('killed');
       await commitOnce(storage, txn, 1, data, []);
       commitTimesMs.push(Date.now());
+      if (job.pauseMs !== undefined) await new Promise((resolve) => setTimeout(resolve, job.pauseMs));
       // The first commit begun after the parent killed a node: tell it we are served again.
       if (killed && !resumed) {
         resumed = true;
