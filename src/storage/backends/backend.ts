@@ -328,6 +328,17 @@ export interface Backend {
   getReplicationObjectList(
     minTid: Buffer, maxTid: Buffer, length: number, partition: number, minOid: Buffer,
   ): ReplicationObjectKey[];
+  /**
+   * A replication source's read (AskFetchTransactions): the transactions of getReplicationTIDList
+   * with their records, in one pass. The partition must be readable.
+   */
+  getReplicationTransactions(
+    minTid: Buffer, maxTid: Buffer, length: number, partition: number,
+  ): { tid: Buffer; record: TransactionRecord }[];
+  /** The same for AskFetchObjects: the revisions of getReplicationObjectList with their records. */
+  getReplicationObjects(
+    minTid: Buffer, maxTid: Buffer, length: number, partition: number, minOid: Buffer,
+  ): (ReplicationObjectKey & { record: FetchedObject })[];
   /** AskOIDsFrom: non-deleted OIDs at `tid` from minOid; nextOid null when finished. */
   getOIDsFrom(partition: number, length: number, minOid: Buffer, tid: Buffer): { nextOid: Buffer | null; oids: Buffer[] };
   /**

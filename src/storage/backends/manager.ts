@@ -137,6 +137,18 @@ function sortIds(ids: Iterable<bigint>): bigint[] {
   return [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+function transactionRecordOf(tid: bigint, { row, pack }: TransRead): TransactionRecord {
+  return {
+    oids: splitOids(tid, row.oids),
+    user: row.user,
+    description: row.description,
+    ext: row.ext,
+    packed: row.packed,
+    ttid: p64(row.ttid),
+    pack: pack === null ? null : packInfoOf(pack),
+  };
+}
+
 function objectRecordOf(read: ObjectRead): FetchedObject {
   const data = read.data;
   return {
@@ -238,6 +250,26 @@ export abstract class DatabaseManager implements Backend {
   /** `obj` keys with tid ≤ maxTid and (tid, oid) ≥ (minTid, minOid), by (tid, oid). */
   protected abstract objectKeysFrom(
     partition: number, minTid: bigint, minOid: bigint, maxTid: bigint, length: number | null): ObjectKey[];
+
+  /** transTidsFrom with each transaction; a backend may read them in one query. */
+  protected transRecordsFrom(partition: number, minTid: bigint, maxTid: bigint, length: number): { tid: bigint; read: TransRead }[] {
+    return this.transTidsFrom(partition, minTid, maxTid, length).map((tid) => {
+      const read = this.readTransaction(partition, tid);
+      assert(read !== null, 'a listed transaction is readable');
+      return { tid, read };
+    });
+  }
+
+  /** objectKeysFrom with each revision; a backend may read them in one query. */
+  protected objectRecordsFrom(
+    partition: number, minTid: bigint, minOid: bigint, maxTid: bigint, length: number,
+  ): { oid: bigint; read: ObjectRead }[] {
+    return this.objectKeysFrom(partition, minTid, minOid, maxTid, length).map(({ tid, oid }) => {
+      const read = this.readObject(partition, oid, tid, null);
+      assert(read !== null, 'a listed revision is readable');
+      return { oid, read };
+    });
+  }
   /** Latest record at `tid` of each OID ≥ minOid, by OID, at most length OIDs. */
   protected abstract latestRecordsFrom(
     partition: number, minOid: bigint, tid: bigint, length: number): { oid: bigint; deleted: boolean }[];
@@ -795,17 +827,26 @@ export abstract class DatabaseManager implements Backend {
   getTransaction(tid: Buffer): TransactionRecord | null {
     const t = dbId(tid);
     const read = this.readTransaction(this.#readablePartitionOf(t), t);
-    if (read === null) return null;
-    const { row, pack } = read;
-    return {
-      oids: splitOids(t, row.oids),
-      user: row.user,
-      description: row.description,
-      ext: row.ext,
-      packed: row.packed,
-      ttid: p64(row.ttid),
-      pack: pack === null ? null : packInfoOf(pack),
-    };
+    return read === null ? null : transactionRecordOf(t, read);
+  }
+
+  getReplicationTransactions(
+    minTid: Buffer, maxTid: Buffer, length: number, partition: number,
+  ): { tid: Buffer; record: TransactionRecord }[] {
+    if (!this.#readable.has(partition)) throw new NonReadableCellError(partition);
+    return this.transRecordsFrom(partition, dbId(minTid), dbId(maxTid), length)
+      .map(({ tid, read }) => ({ tid: p64(tid), record: transactionRecordOf(tid, read) }));
+  }
+
+  getReplicationObjects(
+    minTid: Buffer, maxTid: Buffer, length: number, partition: number, minOid: Buffer,
+  ): (ReplicationObjectKey & { record: FetchedObject })[] {
+    if (!this.#readable.has(partition)) throw new NonReadableCellError(partition);
+    const min = dbId(minTid);
+    const max = dbId(maxTid);
+    if (max < min || length === 0) return [];
+    return this.objectRecordsFrom(partition, min, dbId(minOid), max, length)
+      .map(({ oid, read }) => ({ serial: p64(read.serial), oid: p64(oid), record: objectRecordOf(read) }));
   }
 
   getTIDList(offset: number, length: number, partitions: readonly number[]): Buffer[] {

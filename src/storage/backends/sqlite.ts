@@ -559,6 +559,31 @@ export class SQLiteBackend extends DatabaseManager {
     return keys.map((row) => ({ tid: int(col(row, 0)), oid: int(col(row, 1)) }));
   }
 
+  protected override transRecordsFrom(partition: number, minTid: bigint, maxTid: bigint, length: number): { tid: bigint; read: TransRead }[] {
+    const transColumns = 8;
+    return this.#all('SELECT trans.*, pack.* FROM trans LEFT JOIN pack USING (tid)'
+      + ' WHERE partition=? AND ?<=tid AND tid<=? ORDER BY tid LIMIT ?', partition, minTid, maxTid, length)
+      .map((row) => {
+        const trans = transRowOf(row, 0);
+        return { tid: int(col(row, 1)), read: { row: trans, pack: col(row, transColumns) === null ? null : packRowOf(row, transColumns) } };
+      });
+  }
+
+  protected override objectRecordsFrom(
+    partition: number, minTid: bigint, minOid: bigint, maxTid: bigint, length: number,
+  ): { oid: bigint; read: ObjectRead }[] {
+    if (maxTid < minTid) return [];
+    // As objectKeysFrom: two queries, each following the (partition, tid, oid) index.
+    const select = 'SELECT tid, compression, data.hash, value, value_tid, oid FROM obj LEFT JOIN data ON obj.data_id = data.id';
+    const rows = this.#all(`${select} WHERE partition=? AND tid=? AND oid>=? ORDER BY oid LIMIT ?`,
+      partition, minTid, minOid, length);
+    if (rows.length < length) {
+      rows.push(...this.#all(`${select} WHERE partition=? AND ?<tid AND tid<=? ORDER BY tid, oid LIMIT ?`,
+        partition, minTid, maxTid, length - rows.length));
+    }
+    return rows.map((row) => ({ oid: int(col(row, 5)), read: objectReadOf(row) }));
+  }
+
   protected latestRecordsFrom(partition: number, minOid: bigint, tid: bigint, length: number): { oid: bigint; deleted: boolean }[] {
     return this.#all('SELECT oid, data_id FROM obj JOIN ('
       + 'SELECT partition, oid, MAX(tid) AS tid FROM obj WHERE partition=? AND oid>=? AND tid<=?'

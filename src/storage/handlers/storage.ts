@@ -69,24 +69,17 @@ export class StorageHandler implements Handler {
    * Sends `count` records (`send(i)`), STREAM_SLICE per turn of the event loop and per write,
    * then `answer()`. Node flushes a socket's queued writes only between turns: one long loop
    * would hand the fetching node everything at the end, while slices let it store one while we
-   * read the next.
-   * Records up to the replicated TID do not change meanwhile; one that disappears (partition
-   * dropped, truncation) makes `send` throw, and the request is answered with that error.
+   * encode the next. The records were read before: nothing can fail midway.
    */
-  #stream(conn: Connection, msgId: number, count: number, send: (i: number) => void, answer: () => void): void {
+  #stream(conn: Connection, count: number, send: (i: number) => void, answer: () => void): void {
     let next = 0;
     const slice = (): void => {
       if (conn.isClosed) return;
-      try {
-        conn.batch(() => {
-          for (const end = Math.min(count, next + STREAM_SLICE); next < end; next++) send(next);
-        });
-        if (next < count) this.app.env.timers.soon(slice);
-        else answer();
-      } catch (error) {
-        if (!(error instanceof NeoError)) throw error;
-        conn.answerError(error.code, error.message, msgId);
-      }
+      conn.batch(() => {
+        for (const end = Math.min(count, next + STREAM_SLICE); next < end; next++) send(next);
+      });
+      if (next < count) this.app.env.timers.soon(slice);
+      else answer();
     };
     slice();
   }
@@ -102,14 +95,13 @@ export class StorageHandler implements Handler {
       this.#checkReadable(partition, ErrorCodes.REPLICATION_ERROR);
       const known = new Set(knownTids.map((tid) => tid.toString('hex')));
       const completedPack = askPackInfo ? backend.getPackedIDs(false).get(partition) ?? ZERO_TID : null;
-      const tids = backend.getReplicationTIDList(minTid, maxTid, length + 1, partition);
-      const nextTid = tids.length > length ? tids.pop()! : null;
-      const missing = tids.filter((tid) => !known.delete(tid.toString('hex')));
+      // One range read of every record (rather than one query per record), then the stream.
+      const records = backend.getReplicationTransactions(minTid, maxTid, length + 1, partition);
+      const nextTid = records.length > length ? records.pop()!.tid : null;
+      const missing = records.filter(({ tid }) => !known.delete(tid.toString('hex')));
       const toDelete = [...known].map((key) => Buffer.from(key, 'hex'));
-      this.#stream(conn, msgId, missing.length, (i) => {
-        const tid = missing[i]!;
-        const txn = backend.getTransaction(tid);
-        if (txn === null) throw new NeoError(ErrorCodes.REPLICATION_ERROR, `partition ${partition} dropped`);
+      this.#stream(conn, missing.length, (i) => {
+        const { tid, record: txn } = missing[i]!;
         const { pack } = txn;
         conn.answerTo(msgId, 'AddTransaction', [tid, txn.user, txn.description, txn.ext, txn.packed, txn.ttid, [...txn.oids],
           pack === null ? null : [pack.approved, pack.partial, pack.oids === null ? null : [...pack.oids], pack.packTid]]);
@@ -130,10 +122,10 @@ export class StorageHandler implements Handler {
     for (const [serial, oids] of known) {
       remaining.set(serial.toString('hex'), [serial, new Set(oids.map((oid) => oid.toString('hex')))]);
     }
-    const keys = backend.getReplicationObjectList(minTid, maxTid, length + 1, partition, minOid);
-    const next = keys.length > length ? keys.pop()! : null;
+    const records = backend.getReplicationObjects(minTid, maxTid, length + 1, partition, minOid);
+    const next = records.length > length ? records.pop()! : null;
     const msgId = conn.peerMsgId;
-    const missing = keys.filter(({ serial, oid }) => {
+    const missing = records.filter(({ serial, oid }) => {
       const entry = remaining.get(serial.toString('hex'));
       if (entry === undefined || !entry[1].delete(oid.toString('hex'))) return true;
       if (entry[1].size === 0) remaining.delete(serial.toString('hex'));
@@ -141,10 +133,8 @@ export class StorageHandler implements Handler {
     });
     const toDelete: ObjectKeys = new Map();
     for (const [serial, oids] of remaining.values()) toDelete.set(serial, [...oids].map((key) => Buffer.from(key, 'hex')));
-    this.#stream(conn, msgId, missing.length, (i) => {
-      const { oid, serial } = missing[i]!;
-      const record = backend.fetchObject(oid, serial);
-      if (record === null) throw new NeoError(ErrorCodes.REPLICATION_ERROR, `partition ${partition} dropped or truncated`);
+    this.#stream(conn, missing.length, (i) => {
+      const { oid, serial, record } = missing[i]!;
       // No data (deletion, undone creation) travels as compression 0, zero checksum, no bytes.
       const compression = record.compression ?? 0;
       const checksum = record.compression === null ? ZERO_HASH : record.checksum;
