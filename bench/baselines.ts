@@ -70,12 +70,17 @@ function fsyncRate(dir: string, durationMs: number): number {
   return count / (elapsedMs(start) / 1000);
 }
 
-function sqliteCommitRate(dir: string, durationMs: number): number {
-  const db = new Database(join(dir, 'commits.sqlite'));
+/** A table in a new database with the storage node's durability settings, and its insert. */
+function benchTable(dir: string, file: string): { db: Database.Database; insert: Database.Statement } {
+  const db = new Database(join(dir, file));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, value BLOB)');
-  const insert = db.prepare('INSERT INTO t (value) VALUES (?)');
+  return { db, insert: db.prepare('INSERT INTO t (value) VALUES (?)') };
+}
+
+function sqliteCommitRate(dir: string, durationMs: number): number {
+  const { db, insert } = benchTable(dir, 'commits.sqlite');
   const value = Buffer.alloc(100, 2);
   let count = 0;
   const start = process.hrtime.bigint();
@@ -90,11 +95,7 @@ function sqliteCommitRate(dir: string, durationMs: number): number {
 }
 
 function sqliteInsertRate(dir: string, durationMs: number): number {
-  const db = new Database(join(dir, 'inserts.sqlite'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, value BLOB)');
-  const insert = db.prepare('INSERT INTO t (value) VALUES (?)');
+  const { db, insert } = benchTable(dir, 'inserts.sqlite');
   const value = Buffer.alloc(1024, 3);
   const rowsPerTransaction = 1000;
   let count = 0;

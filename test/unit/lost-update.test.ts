@@ -19,32 +19,53 @@ const CLUSTER = 'lost';
 const NP = 1;
 const LOCAL = '127.0.0.1';
 
-describe('no lost update with a partition on one cell', () => {
-  it('two clients storing the same oid over the same serial: one commits, the other conflicts', async () => {
-    const network = memoryNetwork({ schedule: setImmediate });
-    const lines: string[] = [];
-    const master = new MasterApp(inProcessEnv(network, 'master', lines), {
-      cluster: CLUSTER, bind: { host: LOCAL, port: 0 }, masters: [], partitions: NP, replicas: 1, autostart: 2, nid: undefined,
-    });
-    await master.start();
-    const storages: StorageApp[] = [];
-    for (let i = 0; i < 2; i++) {
-      const app = new StorageApp(inProcessEnv(network, `storage${i}`, lines), {
-        cluster: CLUSTER, masters: [master.address], bind: { host: LOCAL, port: 0 }, adapter: 'Memory', database: '',
-      }, { backend: new MemoryBackend(new MemoryDatabase()) });
-      await app.start();
-      storages.push(app);
-    }
-    const clients: NeoStorage[] = [];
+/** A master, two storages on memory backends and the means to open clients; logs kept in `lines`. */
+async function startCluster() {
+  const network = memoryNetwork({ schedule: setImmediate });
+  const lines: string[] = [];
+  const master = new MasterApp(inProcessEnv(network, 'master', lines), {
+    cluster: CLUSTER, bind: { host: LOCAL, port: 0 }, masters: [], partitions: NP, replicas: 1, autostart: 2, nid: undefined,
+  });
+  await master.start();
+  const storages: StorageApp[] = [];
+  for (let i = 0; i < 2; i++) {
+    const app = new StorageApp(inProcessEnv(network, `storage${i}`, lines), {
+      cluster: CLUSTER, masters: [master.address], bind: { host: LOCAL, port: 0 }, adapter: 'Memory', database: '',
+    }, { backend: new MemoryBackend(new MemoryDatabase()) });
+    await app.start();
+    storages.push(app);
+  }
+  const clients: NeoStorage[] = [];
+  const open = async (i: number): Promise<NeoStorage> => {
+    const client = new NeoStorage({ env: inProcessEnv(network, `client${i}`, lines), clusterName: CLUSTER, masterNodes: [master.address], cacheSizeBytes: 0 });
+    await client.open();
+    clients.push(client);
+    return client;
+  };
+  /** Runs the scenario once the cluster is running; prints the logs if it fails; stops everything. */
+  const run = async (scenario: () => Promise<void>): Promise<void> => {
     try {
       await until(() => master.clusterState === ClusterStates.RUNNING, 'cluster running');
       await until(() => storages.every((s) => s.operational), 'storages operational');
-      for (let i = 0; i < 2; i++) {
-        const client = new NeoStorage({ env: inProcessEnv(network, `client${i}`, lines), clusterName: CLUSTER, masterNodes: [master.address], cacheSizeBytes: 0 });
-        await client.open();
-        clients.push(client);
-      }
-      const [a, b] = clients as [NeoStorage, NeoStorage];
+      await scenario();
+    } catch (error) {
+      console.log(lines.filter((l) => !l.startsWith('debug')).join('\n'));
+      throw error;
+    } finally {
+      for (const c of clients) c.close();
+      for (const s of storages) s.stop();
+      master.stop();
+    }
+  };
+  return { master, storages, open, run };
+}
+
+describe('no lost update with a partition on one cell', () => {
+  it('two clients storing the same oid over the same serial: one commits, the other conflicts', async () => {
+    const { master, storages, open, run } = await startCluster();
+    await run(async () => {
+      const a = await open(0);
+      const b = await open(1);
       const oid = await a.newOid();
       const txn0 = {};
       await a.tpcBegin(txn0);
@@ -76,41 +97,12 @@ describe('no lost update with a partition on one cell', () => {
         serial = committed[0]!;
         await until(() => storages[0]!.tm.size === 0, 'unlocked');
       }
-    } catch (error) {
-      console.log(lines.filter((l) => !l.startsWith('debug')).join('\n'));
-      throw error;
-    } finally {
-      for (const c of clients) c.close();
-      for (const s of storages) s.stop();
-      master.stop();
-    }
+    });
   });
 
   it('a conflict answered after another cell accepted the store, while connecting to it, is not lost', async () => {
-    const network = memoryNetwork({ schedule: setImmediate });
-    const lines: string[] = [];
-    const master = new MasterApp(inProcessEnv(network, 'master', lines), {
-      cluster: CLUSTER, bind: { host: LOCAL, port: 0 }, masters: [], partitions: NP, replicas: 1, autostart: 2, nid: undefined,
-    });
-    await master.start();
-    const storages: StorageApp[] = [];
-    for (let i = 0; i < 2; i++) {
-      const app = new StorageApp(inProcessEnv(network, `storage${i}`, lines), {
-        cluster: CLUSTER, masters: [master.address], bind: { host: LOCAL, port: 0 }, adapter: 'Memory', database: '',
-      }, { backend: new MemoryBackend(new MemoryDatabase()) });
-      await app.start();
-      storages.push(app);
-    }
-    const clients: NeoStorage[] = [];
-    try {
-      await until(() => master.clusterState === ClusterStates.RUNNING, 'cluster running');
-      await until(() => storages.every((s) => s.operational), 'storages operational');
-      const open = async (i: number) => {
-        const client = new NeoStorage({ env: inProcessEnv(network, `client${i}`, lines), clusterName: CLUSTER, masterNodes: [master.address], cacheSizeBytes: 0 });
-        await client.open();
-        clients.push(client);
-        return client;
-      };
+    const { master, storages, open, run } = await startCluster();
+    await run(async () => {
       const a = await open(0);
       const oid = await a.newOid();
       const commit = async (client: NeoStorage, serial: Buffer, value: string): Promise<Buffer> => {
@@ -136,13 +128,6 @@ describe('no lost update with a partition on one cell', () => {
       // connection to the other cell is still being set up; that cell then reports the conflict.
       const b = await open(1);
       await assert.rejects(commit(b, base, 'b'), ConflictError, 'a store over a stale serial must conflict');
-    } catch (error) {
-      console.log(lines.filter((l) => !l.startsWith('debug')).join('\n'));
-      throw error;
-    } finally {
-      for (const c of clients) c.close();
-      for (const s of storages) s.stop();
-      master.stop();
-    }
+    });
   });
 });
