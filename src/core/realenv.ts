@@ -68,13 +68,23 @@ const RANDOM_BITS = 53;
 const TWO_POW_48 = 2 ** 48;
 const TWO_POW_53 = 2 ** RANDOM_BITS;
 
-/** A uniform integer in [0, 2^53), the widest range a double holds exactly. */
-function random53(): number {
-  const bytes = randomBytes(7);
-  return ((bytes[0] ?? 0) & 0x1f) * TWO_POW_48 + bytes.readUIntBE(1, 6);
-}
+/** Random bytes fetched from the system at once: one call per draw cost a client 12 µs per load. */
+const RANDOM_POOL_BYTES = 4096;
+const BYTES_PER_DRAW = 7;
 
 export function realRandom(): Random {
+  let pool = Buffer.alloc(0);
+  let offset = 0;
+  /** A uniform integer in [0, 2^53), the widest range a double holds exactly. */
+  const random53 = (): number => {
+    if (offset + BYTES_PER_DRAW > pool.length) {
+      pool = randomBytes(RANDOM_POOL_BYTES);
+      offset = 0;
+    }
+    const draw = (pool[offset]! & 0x1f) * TWO_POW_48 + pool.readUIntBE(offset + 1, 6);
+    offset += BYTES_PER_DRAW;
+    return draw;
+  };
   return {
     next(): number {
       return random53() / TWO_POW_53;
