@@ -1287,8 +1287,16 @@ export class MasterApp {
       this.abort(txn, []);
       throw new NeoError(ErrorCodes.INCOMPLETE_TRANSACTION, 'no storage node to commit to');
     }
-    // Storages that missed writes are disconnected: their cells get outdated (§10.1).
-    for (const failed of failedConnections) failed.abort();
+    // Storages that missed writes are disconnected and their cells outdated now, before any lock
+    // is asked (§10.1). Waiting for the close event is not enough: until then such a storage still
+    // counts as RUNNING, so losing another replica of a written partition would outdate that
+    // replica (which locked the transaction) and leave the one missing the writes readable; after
+    // a recovery, verification would not ask the outdated one and replication would copy the
+    // partition without the writes. `connectionLost` ignores the later close event.
+    for (const failed of failedConnections) {
+      failed.close();
+      this.connectionLost(failed);
+    }
     const tid = this.tm.prepare(txn, oids, involved, msgId, tidFromTime(this.env.clock.now()), np);
     txn.packApproved = pack !== null;
     if (pack !== null) this.knownPackOrders.push([tid, true, pack[0] !== null, pack[0], pack[1]]);

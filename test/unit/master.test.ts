@@ -327,6 +327,32 @@ describe('master: transactions', () => {
     master.stop();
   });
 
+  it('outdates a storage that missed writes before asking the locks (transactions.md §10.1)', async () => {
+    // Seen in the faults test: a write to S2 failed, S2 was only disconnected later; S1 (which
+    // locked) was lost meanwhile, so S1's cells were outdated and S2, missing the write, kept the
+    // last readable ones: verification skipped S1 and replication copied S2's partition.
+    const { master, network, s1, s2 } = await runningCluster();
+    s1.replies.set('AskLockInformation', () => {}); // the lock stays pending
+    const nid2 = master.nodes.storages().find((n) => n.address?.port === 20002)!.nid!;
+    const a = await client(network, master);
+    const [ttid] = (await a.conn.request('AskBeginTransaction', [null])) as [Buffer];
+    await a.conn.request('FailedVote', [ttid, [nid2]]);
+    void a.conn.request('AskFinishTransaction', [ttid, [p64(7n)], [], [], null]).catch(() => {});
+    await until(() => s1.names().includes('AskLockInformation'), 'lock asked');
+    const names = s1.names();
+    const outdating = names.findIndex((name, i) => name === 'NotifyPartitionChanges'
+      && (s1.received[i]!.args[2] as ArgsOf<'NotifyPartitionChanges'>[2]).some(([, nid, state]) => nid === nid2 && state === CellStates.OUT_OF_DATE));
+    assert(outdating >= 0 && outdating < names.indexOf('AskLockInformation'), `S2 outdated before the lock: ${names.join(', ')}`);
+    assert.equal(s2.names().includes('AskLockInformation'), false);
+    // Losing S1 now leaves its cells readable (the only ones with the transaction) and stops.
+    s1.conn.close();
+    await until(() => master.clusterState === ClusterStates.RECOVERING, 'RECOVERING');
+    for (let p = 0; p < NP; p++) {
+      assert.deepEqual(master.pt.readableCells(p).map((cell) => cell.nid), [master.nodes.storages().find((n) => n.address?.port === 20001)!.nid]);
+    }
+    master.stop();
+  });
+
   it('aborts a transaction on the storages and answers AskFinalTID', async () => {
     const { master, network, s1 } = await runningCluster();
     const a = await client(network, master);
