@@ -69,7 +69,11 @@ export interface LayoutResult {
   coldLoads4: Rate;
   warmLoads1: Rate;
   bulk: { objects: number; objectsPerSec: number; mbPerSec: number; cpuPerObject: number };
-  catchUp: { commitsMissed: number; seconds: number; commitsServedMeanwhile: number } | null;
+  catchUp: {
+    commitsMissed: number; seconds: number; commitsServedMeanwhile: number;
+    /** Of `seconds`: from the spawn to `listening on` (Node start, module loading, database open). */
+    startSeconds: number;
+  } | null;
   /** Peak RSS in KiB of each node process, and the largest of the client processes. */
   peakRssKiB: Record<string, number>;
 }
@@ -125,7 +129,8 @@ class Worker {
 interface Run {
   results: WorkerResult[];
   rate: Rate;
-  maxClientRssKiB: number;
+  /** Peak RSS of each client process. */
+  clientRssKiB: number[];
 }
 
 /** Starts the workers, lets them go together, and sums their rates and everyone's CPU. */
@@ -145,7 +150,7 @@ async function runWorkers(jobs: WorkerJob[], nodes: readonly NodeProcess[]): Pro
     return {
       results,
       rate: { perSec, cpuPerOp: Object.values(cpuPerOpBy).reduce((a, b) => a + b, 0), cpuPerOpBy },
-      maxClientRssKiB: Math.max(...results.map((r) => r.maxRssKiB)),
+      clientRssKiB: results.map((r) => r.maxRssKiB),
     };
   } finally {
     for (const worker of workers) worker.kill();
@@ -205,7 +210,7 @@ export async function benchLayout(layout: Layout, sizes: Sizes, progress: (line:
     const step = async (what: string, jobs: WorkerJob[]): Promise<Run> => {
       progress(`${layout.name}: ${what}`);
       const run = await runWorkers(jobs, cluster.nodes.filter((n) => n.child.exitCode === null));
-      clientRss.push(run.maxClientRssKiB);
+      clientRss.push(...run.clientRssKiB);
       return run;
     };
     const d = sizes.durationMs;
@@ -250,11 +255,12 @@ export async function benchLayout(layout: Layout, sizes: Sizes, progress: (line:
         serving.send('go');
         const start = process.hrtime.bigint();
         await cluster.startStorage(layout.storages - 1, cluster.nodes[0]!.address);
+        const startSeconds = Number(process.hrtime.bigint() - start) / 1e9;
         await bounded('catch-up', allUpToDate(admin.address), STEP_BOUND_MS);
         const seconds = Number(process.hrtime.bigint() - start) / 1e9;
         serving.send('stop');
         const served = await bounded('serving client result', serving.result, STEP_BOUND_MS);
-        catchUp = { commitsMissed: Math.ceil(sizes.catchUpCommits / clients) * clients, seconds, commitsServedMeanwhile: served.count };
+        catchUp = { commitsMissed: Math.ceil(sizes.catchUpCommits / clients) * clients, seconds, commitsServedMeanwhile: served.count, startSeconds };
       } finally {
         serving.kill();
       }
@@ -264,7 +270,10 @@ export async function benchLayout(layout: Layout, sizes: Sizes, progress: (line:
       const rss = node.child.exitCode === null ? peakRssKiB(node.child.pid!) : null;
       if (rss !== null) peakRss[node.name] = Math.max(peakRss[node.name] ?? 0, rss);
     }
-    peakRss['client (largest)'] = Math.max(...clientRss);
+    // Every client process's peak is measured; the table gives their median and largest.
+    const sorted = clientRss.sort((a, b) => a - b);
+    peakRss[`clients (${sorted.length} processes): median`] = sorted[Math.floor(sorted.length / 2)]!;
+    peakRss['clients: largest'] = sorted.at(-1)!;
     return { layout: layout.name, commits1, commits4, commits16, commits10x1KiB, coldLoads1, coldLoads4, warmLoads1, bulk, catchUp, peakRssKiB: peakRss };
   } finally {
     await cluster.destroy();

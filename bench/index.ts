@@ -86,10 +86,12 @@ function layoutRows(result: LayoutResult, b: Baselines): Row[] {
       `CPU: ${fmt(result.bulk.cpuPerObject * 1e6)} µs per object summed over the processes, for ${fmt(1e6 / result.bulk.objectsPerSec)} µs of wall time per object`),
   ];
   if (result.catchUp !== null) {
-    const { seconds, commitsMissed, commitsServedMeanwhile } = result.catchUp;
+    const { seconds, commitsMissed, commitsServedMeanwhile, startSeconds } = result.catchUp;
+    const split = `${fmt(startSeconds, 2)} s to start the process, ${fmt(seconds - startSeconds, 2)} s to replicate`;
     rows.push({
       figure: `catch-up of ${fmt(commitsMissed)} commits, s (${fmt(commitsServedMeanwhile)} commits served meanwhile, 1 every 20 ms)`,
-      value: fmt(seconds, 2), limit: '1 s (goal)', ratio: fmt(seconds, 2), goal: '< 1 s', verdict: seconds < 1 ? 'met' : 'MISSED',
+      value: fmt(seconds, 2), limit: '1 s (goal)', ratio: fmt(seconds, 2), goal: '< 1 s',
+      verdict: seconds < 1 ? `met: ${split}` : `MISSED: ${split}`,
     });
   }
   return rows;

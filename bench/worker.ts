@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { openStorage } from '../src/index.js';
 import type { NeoStorage } from '../src/index.js';
 import { p64, u64 } from '../src/protocol/ids.js';
+import { peakRssKiB } from './processes.js';
 
 export type WorkerJob =
   | { kind: 'commit'; uri: string; objects: number; objectBytes: number; durationMs: number; maxCommits?: number }
@@ -141,7 +142,8 @@ async function main(): Promise<void> {
     elapsedMs: 0,
     ...result,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
-    maxRssKiB: process.resourceUsage().maxRSS,
+    // Not process.resourceUsage().maxRSS: Linux carries it over from the parent across exec.
+    maxRssKiB: peakRssKiB(process.pid) ?? 0,
   };
   process.stdout.write(`${JSON.stringify(full)}\n`);
 }
