@@ -60,6 +60,20 @@ async function startCluster() {
   return { master, storages, open, run };
 }
 
+/** Stores `value` for `oid` over `serial` and commits; aborts and rethrows on failure. */
+async function commitOver(client: NeoStorage, oid: Buffer, serial: Buffer, value: string): Promise<Buffer> {
+  const txn = {};
+  await client.tpcBegin(txn);
+  try {
+    await client.store(oid, serial, Buffer.from(value), txn);
+    await client.tpcVote(txn);
+    return await client.tpcFinish(txn);
+  } catch (error) {
+    await client.tpcAbort(txn);
+    throw error;
+  }
+}
+
 describe('no lost update with a partition on one cell', () => {
   it('two clients storing the same oid over the same serial: one commits, the other conflicts', async () => {
     const { master, storages, open, run } = await startCluster();
@@ -78,19 +92,11 @@ describe('no lost update with a partition on one cell', () => {
       dead.stop();
       await until(() => master.nodes.byNid(deadNid)?.state === NodeStates.DOWN, 'storage DOWN');
       for (let round = 0; round < 20; round++) {
-        const attempt = async (client: NeoStorage, value: string): Promise<Buffer | null> => {
-          const txn = {};
-          await client.tpcBegin(txn);
-          try {
-            await client.store(oid, serial, Buffer.from(value), txn);
-            await client.tpcVote(txn);
-            return await client.tpcFinish(txn);
-          } catch (error) {
-            await client.tpcAbort(txn);
+        const attempt = (client: NeoStorage, value: string): Promise<Buffer | null> =>
+          commitOver(client, oid, serial, value).catch((error: unknown) => {
             if (error instanceof ConflictError) return null;
             throw error;
-          }
-        };
+          });
         const results = await Promise.all([attempt(a, `a${round}`), attempt(b, `b${round}`)]);
         const committed = results.filter((tid): tid is Buffer => tid !== null);
         assert.equal(committed.length, 1, `round ${round}: committed ${committed.map(tidToHex).join(', ')} over ${tidToHex(serial)}`);
@@ -105,18 +111,7 @@ describe('no lost update with a partition on one cell', () => {
     await run(async () => {
       const a = await open(0);
       const oid = await a.newOid();
-      const commit = async (client: NeoStorage, serial: Buffer, value: string): Promise<Buffer> => {
-        const txn = {};
-        await client.tpcBegin(txn);
-        try {
-          await client.store(oid, serial, Buffer.from(value), txn);
-          await client.tpcVote(txn);
-          return await client.tpcFinish(txn);
-        } catch (error) {
-          await client.tpcAbort(txn);
-          throw error;
-        }
-      };
+      const commit = (client: NeoStorage, serial: Buffer, value: string) => commitOver(client, oid, serial, value);
       const base = await commit(a, ZERO_TID, '0');
       // The first cell a client writes to accepts stores without a lock, as an OUT_OF_DATE cell
       // being replicated does (transactions.md §5.3): only the other cell checks conflicts.

@@ -287,11 +287,24 @@ function countReplicationWrites(app: StorageApp): { transactions: number; object
 
 const ALL = [0, 1, 2, 3];
 
+/** Runs `body` against a new cluster and client; prints the cluster's log if it fails; stops both. */
+async function withCluster(count: number, replicas: number, body: (cluster: TestCluster, client: TestClient) => Promise<void>): Promise<void> {
+  const cluster = await TestCluster.start(count, replicas);
+  const client = await TestClient.connect(cluster);
+  try {
+    await body(cluster, client);
+  } catch (error) {
+    console.log(cluster.dumpLog());
+    throw error;
+  } finally {
+    client.close();
+    cluster.stop();
+  }
+}
+
 describe('replication', () => {
   it('a storage that was down comes back, fetches only what it missed, and its cells become UP_TO_DATE', async () => {
-    const cluster = await TestCluster.start(2, 1);
-    const client = await TestClient.connect(cluster);
-    try {
+    await withCluster(2, 1, async (cluster, client) => {
       const [s0, s1] = cluster.storages as [StorageApp, StorageApp];
       for (let i = 0; i < 4; i++) await client.commit([[oidIn(i % NP, i), Buffer.from(`before ${i}`)], [oidIn(1, 10 + i), Buffer.from('x')]]);
       await until(() => s1.tm.size === 0, 'last unlock processed');
@@ -311,18 +324,10 @@ describe('replication', () => {
       assertSameData(s0, back, ALL);
       assert(cluster.lines.some((l) => /replicating partition 0 up to/.test(l)));
       if (process.env["REPL_LOG"]) console.log(cluster.dumpLog());
-    } catch (error) {
-      console.log(cluster.dumpLog());
-      throw error;
-    } finally {
-      client.close();
-      cluster.stop();
-    }
+    });
   });
   it('a new storage added by tweak replicates its cells, which become UP_TO_DATE; FEEDING cells go', async () => {
-    const cluster = await TestCluster.start(2, 1);
-    const client = await TestClient.connect(cluster);
-    try {
+    await withCluster(2, 1, async (cluster, client) => {
       for (let i = 0; i < 8; i++) await client.commit([[oidIn(i % NP, i), Buffer.from(`data ${i}`)], [oidIn((i + 1) % NP, 50 + i), Buffer.from('y')]]);
       const added = await cluster.startStorage(new MemoryDatabase());
       await until(() => added.nid !== null && cluster.master.nodes.byNid(added.nid)?.state === NodeStates.PENDING, 'new storage PENDING');
@@ -341,19 +346,11 @@ describe('replication', () => {
       }
       // Transcript 17: the new node starts from ZERO_TID.
       assert(cluster.lines.some((l) => l.startsWith('info storage2: replicating partition')));
-    } catch (error) {
-      console.log(cluster.dumpLog());
-      throw error;
-    } finally {
-      client.close();
-      cluster.stop();
-    }
+    });
   });
 
   it('an interrupted replication resumes from the last committed chunk and fetches only the rest', async () => {
-    const cluster = await TestCluster.start(2, 1);
-    const client = await TestClient.connect(cluster);
-    try {
+    await withCluster(2, 1, async (cluster, client) => {
       const [s0, s1] = cluster.storages as [StorageApp, StorageApp];
       await client.commit([[oidIn(0, 0), Buffer.from('first')]]);
       await until(() => s1.tm.size === 0, 'last unlock processed');
@@ -382,19 +379,11 @@ describe('replication', () => {
       await cluster.allUpToDate(second);
       assert.equal(secondCounts.objects, 3 * PER_TXN - 1000, 'the first chunk is not fetched again');
       assertSameData(s0, second, ALL);
-    } catch (error) {
-      console.log(cluster.dumpLog());
-      throw error;
-    } finally {
-      client.close();
-      cluster.stop();
-    }
+    });
   });
 
   it('writes during replication are stored without locks and reach the replica', async () => {
-    const cluster = await TestCluster.start(2, 1);
-    const client = await TestClient.connect(cluster);
-    try {
+    await withCluster(2, 1, async (cluster, client) => {
       const [s0, s1] = cluster.storages as [StorageApp, StorageApp];
       await client.commit([[oidIn(1, 0), Buffer.from('a0')], [oidIn(2, 0), Buffer.from('b0')]]);
       await until(() => s1.tm.size === 0, 'last unlock processed');
@@ -427,19 +416,11 @@ describe('replication', () => {
       assertSameData(s0, back, ALL);
       const object = back.backend.getObject(oidIn(2, 0), null, null);
       assert(typeof object !== 'string' && object.data.equals(Buffer.from('b1')));
-    } catch (error) {
-      console.log(cluster.dumpLog());
-      throw error;
-    } finally {
-      client.close();
-      cluster.stop();
-    }
+    });
   });
 
   it('when the source goes away, replication is retried from another readable cell', async () => {
-    const cluster = await TestCluster.start(3, 2);
-    const client = await TestClient.connect(cluster);
-    try {
+    await withCluster(3, 2, async (cluster, client) => {
       const [s0, s1, s2] = cluster.storages as [StorageApp, StorageApp, StorageApp];
       await client.commit([[oidIn(0, 0), Buffer.from('first')]]);
       await until(() => s2.tm.size === 0, 'last unlock processed');
@@ -462,19 +443,11 @@ describe('replication', () => {
       assert(cluster.lines.some((l) => /storage3: replication of partition 0 aborted/.test(l)));
       assert(cluster.lines.some((l) => /storage3: replicating partition 0 up to .* from S2/.test(l)));
       assertSameData(s1, back, ALL);
-    } catch (error) {
-      console.log(cluster.dumpLog());
-      throw error;
-    } finally {
-      client.close();
-      cluster.stop();
-    }
+    });
   });
 
   it('as a source: REPLICATION_ERROR / CHECKING_ERROR for a cell it cannot read, digests and deletions otherwise', async () => {
-    const cluster = await TestCluster.start(2, 0);
-    const client = await TestClient.connect(cluster);
-    try {
+    await withCluster(2, 0, async (cluster, client) => {
       const s0 = cluster.storages[0]!;
       const mine = cluster.master.pt.cellsOfNode(s0.nid!).map((c) => c.partition);
       const notMine = ALL.find((p) => !mine.includes(p))!;
@@ -517,10 +490,7 @@ describe('replication', () => {
       assert.deepEqual(answer[0]!.args.slice(0, 2), [objects[1]!.oid, objects[1]!.serial]);
       assert.deepEqual(answer[1]!.args, [objects[2]!.serial, objects[2]!.oid, new Map([[bogusTid, [oidIn(p, 99)]]])]);
       peer.close();
-    } finally {
-      client.close();
-      cluster.stop();
-    }
+    });
   });
 
   it('lockless stores of one OID by two transactions postpone NotifyReplicationDone until one ends', () => {
