@@ -11,8 +11,8 @@ import { formatAddress } from '../src/core/address.js';
 import type { Address } from '../src/core/env.js';
 import { AdminClient } from '../src/ctl/client.js';
 import { tcpTransport } from '../src/net/tcp.js';
-import { CellStates, NodeTypes } from '../src/protocol/enums.js';
-import { freePorts, TestCluster, waitClusterState, bounded } from '../test/helpers/cluster.js';
+import { CellStates } from '../src/protocol/enums.js';
+import { freePorts, TestCluster, waitClusterState, bounded, primaryMasterAddress } from '../test/helpers/cluster.js';
 import type { NodeProcess } from '../test/helpers/cluster.js';
 import { recordingLogger } from '../test/helpers/logger.js';
 import { cpuSeconds, peakRssKiB } from './processes.js';
@@ -299,7 +299,7 @@ export async function benchFailover(progress: (line: string) => void): Promise<F
       await bounded('fail-over client ready', worker.ready, READY_BOUND_MS);
       worker.send('go');
       await new Promise((resolve) => setTimeout(resolve, 500));
-      const primary = await primaryMaster(admin.address);
+      const primary = await primaryMasterAddress(admin.address);
       const victim = masterNodes.find((node) => node.address.port === primary?.port);
       if (victim === undefined) throw new Error('bench: the admin names no primary among the masters');
       const killedAt = Date.now();
@@ -315,19 +315,5 @@ export async function benchFailover(progress: (line: string) => void): Promise<F
     }
   } finally {
     await cluster.destroy();
-  }
-}
-
-async function primaryMaster(admin: Address): Promise<Address | null> {
-  const client = new AdminClient(tcpTransport({ faults: null }), admin, recordingLogger());
-  try {
-    const primary = await client.ask('AskPrimary', []);
-    const list = await client.ask('AskNodeList', [NodeTypes.MASTER]);
-    if (primary.name !== 'AnswerPrimary' || list.name !== 'AnswerNodeList') return null;
-    const [nid] = primary.args as [number];
-    const [nodes] = list.args as [[unknown, Address | null, number | null, unknown, unknown][]];
-    return nodes.find(([, , n]) => n === nid)?.[1] ?? null;
-  } finally {
-    client.close();
   }
 }

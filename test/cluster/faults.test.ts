@@ -29,7 +29,7 @@ import { FAULTS_VARIABLE, FaultInjector, xorshift32 } from '../../src/net/faults
 import { tcpTransport } from '../../src/net/tcp.js';
 import { CellStates, NodeStates, NodeTypes } from '../../src/protocol/enums.js';
 import { nidToString, p64, tidToHex, u64 } from '../../src/protocol/ids.js';
-import { TestCluster, freePorts, waitClusterState, bounded as boundedBy } from '../helpers/cluster.js';
+import { TestCluster, freePorts, waitClusterState, bounded as boundedBy, primaryMasterAddress } from '../helpers/cluster.js';
 import { PROJECT_ROOT } from '../helpers/spec.js';
 import type { NodeProcess } from '../helpers/cluster.js';
 import { recordingLogger } from '../helpers/logger.js';
@@ -169,27 +169,11 @@ async function adminView(admin: Address): Promise<{ rows: [number, string][][]; 
   }
 }
 
-/**
- * The index of the primary master as the admin knows it (AskPrimary, then the masters' list for
- * its address); null if the admin does not answer or knows no primary among our masters.
- */
+/** The index of the primary master among ours, as the admin knows it; null if it does not tell. */
 async function primaryMaster(admin: Address, masterAddresses: readonly Address[]): Promise<number | null> {
-  const client = new AdminClient(tcpTransport({ faults: null }), admin, recordingLogger());
-  try {
-    const primary = await client.ask('AskPrimary', []);
-    const nodes = await client.ask('AskNodeList', [NodeTypes.MASTER]);
-    if (primary.name !== 'AnswerPrimary' || nodes.name !== 'AnswerNodeList') return null;
-    const [nid] = primary.args as [number];
-    const [list] = nodes.args as [[unknown, Address | null, number | null, { name: string }, unknown][]];
-    const entry = list.find(([, , listed, state]) => listed === nid && state.name === NodeStates.RUNNING.name);
-    const address = entry?.[1] ?? null;
-    const index = address === null ? -1 : masterAddresses.findIndex((known) => formatAddress(known) === formatAddress(address));
-    return index < 0 ? null : index;
-  } catch {
-    return null;
-  } finally {
-    client.close();
-  }
+  const address = await primaryMasterAddress(admin);
+  const index = address === null ? -1 : masterAddresses.findIndex((known) => formatAddress(known) === formatAddress(address));
+  return index < 0 ? null : index;
 }
 
 /** Waits until the admin lists every master RUNNING (a restarted one joined the primary). */

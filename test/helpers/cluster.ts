@@ -8,6 +8,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatAddress } from '../../src/core/address.js';
 import type { Address } from '../../src/core/env.js';
+import { AdminClient } from '../../src/ctl/client.js';
+import { tcpTransport } from '../../src/net/tcp.js';
+import { NodeStates, NodeTypes } from '../../src/protocol/enums.js';
+import { recordingLogger } from './logger.js';
 import { PROJECT_ROOT } from './spec.js';
 
 const CLI = resolve(PROJECT_ROOT, 'dist', 'src', 'cli');
@@ -162,6 +166,26 @@ export async function waitClusterState(admin: Address, wanted: string, timeoutMs
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`cluster not ${wanted} after ${timeoutMs} ms (last: ${last})`);
+}
+
+/**
+ * The address of the RUNNING primary master as the admin knows it (AskPrimary, then the masters'
+ * list); null if the admin does not answer or lists no such master.
+ */
+export async function primaryMasterAddress(admin: Address): Promise<Address | null> {
+  const client = new AdminClient(tcpTransport({ faults: null }), admin, recordingLogger());
+  try {
+    const primary = await client.ask('AskPrimary', []);
+    const nodes = await client.ask('AskNodeList', [NodeTypes.MASTER]);
+    if (primary.name !== 'AnswerPrimary' || nodes.name !== 'AnswerNodeList') return null;
+    const [nid] = primary.args as [number];
+    const [list] = nodes.args as [[unknown, Address | null, number | null, { name: string }, unknown][]];
+    return list.find(([, , listed, state]) => listed === nid && state.name === NodeStates.RUNNING.name)?.[1] ?? null;
+  } catch {
+    return null;
+  } finally {
+    client.close();
+  }
 }
 
 /** `promise`, or a rejection naming `what` after `ms`: every wait of a cluster test is bounded. */
