@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Stream, Transport } from '../../src/core/env.js';
+import type { Stream, StreamHandlers, Transport } from '../../src/core/env.js';
 import { Connection } from '../../src/net/connection.js';
 import type { Handler } from '../../src/net/connection.js';
 import { memoryNetwork } from '../../src/net/memory.js';
 import { tcpTransport } from '../../src/net/tcp.js';
 import { encodePacket } from '../../src/protocol/codec.js';
+import { HANDSHAKE } from '../../src/protocol/packets.js';
 import { ErrorCodes, NodeTypes } from '../../src/protocol/enums.js';
 import { NeoError } from '../../src/protocol/errors.js';
 import { recordingLogger } from '../helpers/logger.js';
@@ -286,5 +287,47 @@ describe('heartbeat: noticing a dead or hung peer', () => {
     assert.equal(connection.isClosed, false);
     connection.close();
     close();
+  });
+});
+
+describe('batched writes', () => {
+  /** A stream that records what the connection writes, and feeds it what the test receives. */
+  function recordingStream() {
+    const writes: Buffer[] = [];
+    let ended = false;
+    let handlers: StreamHandlers | null = null;
+    const stream: Stream = {
+      remoteAddress: null,
+      localAddress: null,
+      setHandlers: (h) => void (handlers = h),
+      // As a socket stream: writes after end() are dropped.
+      write: (chunk) => void (ended || writes.push(Buffer.from(chunk))),
+      end: () => void (ended = true),
+      destroy: () => void (ended = true),
+    };
+    return { stream, writes, ended: () => ended, receive: (bytes: Buffer) => handlers!.data(bytes) };
+  }
+
+  it('sends the packets written inside batch() in one write, in order', () => {
+    const { stream, writes } = recordingStream();
+    const connection = new Connection({ stream, handler: {}, logger: recordingLogger(), label: 'batch' });
+    assert.deepEqual(writes, [HANDSHAKE]);
+    connection.batch(() => {
+      connection.answerTo(7, 'Pong', []);
+      connection.answerTo(8, 'Pong', []);
+    });
+    assert.deepEqual(writes.slice(1), [Buffer.concat([encodePacket(7, 'Pong', []), encodePacket(8, 'Pong', [])])]);
+  });
+
+  it('answers the packets of one received chunk in one write; an abort sends them first, then closes', () => {
+    const { stream, writes, ended, receive } = recordingStream();
+    new Connection({ stream, handler: {}, logger: recordingLogger(), label: 'batch' });
+    const malformed = Buffer.from('930102' + '91c0', 'hex'); // wrong argument count: Error, then close
+    receive(Buffer.concat([HANDSHAKE, encodePacket(10, 'Ping', []), encodePacket(11, 'Ping', []), malformed]));
+    assert.equal(writes.length, 2, 'the handshake, then one write');
+    const pongs = Buffer.concat([encodePacket(10, 'Pong', []), encodePacket(11, 'Pong', [])]);
+    assert.deepEqual(writes[1]!.subarray(0, pongs.length), pongs);
+    assert(writes[1]!.length > pongs.length, 'the Error packet follows the answers');
+    assert(ended(), 'closed after the Error');
   });
 });
